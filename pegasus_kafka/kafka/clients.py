@@ -1,0 +1,87 @@
+"""Builds confluent-kafka clients from the one :class:`~pegasus_kafka.config.Config`.
+
+librdkafka passthrough settings (security, SASL, TLS) apply to every client;
+the role-specific settings below are what the project relies on and win over
+the passthrough.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+
+from pegasus_kafka.config import Config
+from pegasus_kafka.errors import KafkaUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def _log_error(err: KafkaError) -> None:
+    # Transient broker-down errors repeat while a broker restarts; they are not fatal.
+    log.warning("kafka client error code=%s name=%s text=%s", err.code(), err.name(), err.str())
+
+
+def base_conf(cfg: Config) -> dict[str, Any]:
+    conf: dict[str, Any] = {"bootstrap.servers": cfg.kafka.bootstrap, "error_cb": _log_error}
+    conf.update(cfg.kafka.client)
+    return conf
+
+
+def producer(cfg: Config, **extra: Any) -> Producer:
+    """An idempotent, acks=all producer: no loss and no duplicate on retry."""
+    conf = base_conf(cfg)
+    conf.update(
+        {
+            "enable.idempotence": True,
+            "acks": "all",
+            "compression.type": cfg.topics.compression,
+            "linger.ms": 5,
+            "message.max.bytes": 8 * 1024 * 1024,
+        }
+    )
+    conf.update(extra)
+    return Producer(conf)
+
+
+def consumer(cfg: Config, group: str, **extra: Any) -> Consumer:
+    """A consumer whose offsets the application controls (no auto-commit)."""
+    conf = base_conf(cfg)
+    conf.update(
+        {
+            "group.id": group,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": False,
+            "fetch.max.bytes": 64 * 1024 * 1024,
+            "max.partition.fetch.bytes": 16 * 1024 * 1024,
+        }
+    )
+    conf.update(extra)
+    return Consumer(conf)
+
+
+def admin(cfg: Config) -> AdminClient:
+    return AdminClient(base_conf(cfg))
+
+
+def wait_result(future: Any, context: str, timeout: float = 30.0) -> Any:
+    """Resolve an admin future, wrapping Kafka errors with their code."""
+    try:
+        return future.result(timeout=timeout)
+    except KafkaException as exc:
+        raise KafkaUnavailable.wrap(context, exc) from None
+    except TimeoutError:
+        raise KafkaUnavailable(f"{context}: no answer in {timeout:.0f}s") from None
+
+
+def check_reachable(cfg: Config, timeout: float = 10.0) -> int:
+    """Return the number of brokers, or raise :class:`KafkaUnavailable`."""
+    try:
+        md = admin(cfg).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise KafkaUnavailable.wrap(f"cannot reach Kafka at {cfg.kafka.bootstrap}", exc) from None
+    return len(md.brokers)
