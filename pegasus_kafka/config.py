@@ -75,6 +75,8 @@ class SiteConfig:
     points: int = 1000
     substations: int = 20
     seed: int = 1
+    #: simulated status changes per day per 1,000 status points
+    status_rate: float = 4.0
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,12 @@ class QueryError(PegasusError):
     hint = "correct the query"
 
 
+class UnknownPoint(QueryError):
+    """The query names a point this RDS does not hold."""
+
+    hint = "check the invariant key with 'pegasus query meta'"
+
+
 class NoRingAvailable(PegasusError):
     """No in-sync ring answered the query."""
 

@@ -1,0 +1,1 @@
+"""The query API every ring server serves over HTTP."""

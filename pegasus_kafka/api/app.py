@@ -1,0 +1,163 @@
+"""The HTTP API every ring server serves (Starlette, run by uvicorn).
+
+Bad input is a 4xx with a JSON body ``{"error": ..., "detail": ...}``; a ring
+that is not in sync answers 503 ``not_in_sync`` rather than partial data.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from pegasus_kafka.api.openapi import SPEC
+from pegasus_kafka.api.queries import Queries, parse_ikeys
+from pegasus_kafka.errors import NotInSync, PegasusError, QueryError, UnknownPoint
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _error(status: int, error: str, detail: str) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status)
+
+
+def _int_param(request: Request, name: str, default: int | None = None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        if default is None:
+            raise QueryError(f"{name}: required")
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise QueryError(f"{name}: expected an integer, got {raw!r}") from None
+
+
+def _guard(fn: Callable[[Request], Any], needs_sync: bool = True) -> Handler:
+    """Map errors to statuses; queries on a ring that is not in sync get 503."""
+
+    async def handler(request: Request) -> Response:
+        queries: Queries = request.app.state.queries
+        try:
+            if needs_sync and request.query_params.get("local") != "1":
+                queries.require_in_sync()
+            body = fn(request)
+        except UnknownPoint as exc:
+            return _error(404, "unknown_point", exc.args[0])
+        except QueryError as exc:
+            return _error(400, "bad_query", exc.args[0])
+        except NotInSync as exc:
+            return _error(503, "not_in_sync", exc.args[0])
+        except PegasusError as exc:
+            log.warning("query failed path=%s error=%s", request.url.path, exc)
+            return _error(503, "unavailable", str(exc))
+        return body if isinstance(body, Response) else JSONResponse(body)
+
+    return handler
+
+
+def _current(request: Request) -> Any:
+    q: Queries = request.app.state.queries
+    ikeys = parse_ikeys(request.query_params.get("ikeys", ""))
+    local = request.query_params.get("local") == "1"
+    return {"points": q.current(ikeys, local_only=local)}
+
+
+def _history(request: Request) -> Any:
+    q: Queries = request.app.state.queries
+    return q.history(
+        _int_param(request, "ikey"),
+        _int_param(request, "from"),
+        _int_param(request, "to"),
+        request.query_params.get("host"),
+    )
+
+
+def _events(request: Request) -> Any:
+    q: Queries = request.app.state.queries
+    limit = _int_param(request, "limit", 10_000)
+    if not 1 <= limit <= 100_000:
+        raise QueryError("limit: between 1 and 100000")
+    only = request.query_params.get("partition")
+    events = q.events(
+        _int_param(request, "from"),
+        _int_param(request, "to"),
+        limit,
+        _int_param(request, "partition") if only is not None else None,
+    )
+    return {"events": events}
+
+
+def _meta(request: Request) -> Any:
+    q: Queries = request.app.state.queries
+    try:
+        ikey = int(request.path_params["ikey"])
+    except ValueError:
+        raise QueryError("ikey: expected an integer") from None
+    return {"versions": q.meta(ikey, local_only=request.query_params.get("local") == "1")}
+
+
+def _health(request: Request) -> Any:
+    return request.app.state.queries.health()
+
+
+def _metrics(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _openapi(request: Request) -> Any:
+    return SPEC
+
+
+def build_app(queries: Queries) -> Starlette:
+    app = Starlette(
+        routes=[
+            Route("/v1/current", _guard(_current)),
+            Route("/v1/history", _guard(_history)),
+            Route("/v1/events", _guard(_events)),
+            Route("/v1/meta/{ikey}", _guard(_meta)),
+            Route("/v1/health", _guard(_health, needs_sync=False)),
+            Route("/metrics", _guard(_metrics, needs_sync=False)),
+            Route("/openapi.json", _guard(_openapi, needs_sync=False)),
+        ]
+    )
+    app.state.queries = queries
+    return app
+
+
+class HttpServer:
+    """uvicorn on its own thread, bound before start so the port is known."""
+
+    def __init__(self, app: Starlette, host: str, port: int) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.host, self.port = host, self.sock.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, name="http", daemon=True
+        )
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()

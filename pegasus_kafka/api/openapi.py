@@ -1,0 +1,91 @@
+"""The published OpenAPI description of the ring server API (served at /openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pegasus_kafka import __version__
+
+_ERROR = {
+    "description": "Error",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["error", "detail"],
+                "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+            }
+        }
+    },
+}
+_ERRORS = {"400": _ERROR, "404": _ERROR, "503": _ERROR}
+
+
+def _param(name: str, schema: dict[str, Any], required: bool, where: str = "query") -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required, "schema": schema}
+
+
+_INT = {"type": "integer", "format": "int64"}
+_LOCAL = _param("local", {"type": "string", "enum": ["1"]}, False)
+
+SPEC: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "pegasus_kafka ring server",
+        "version": __version__,
+        "description": "Real-time data store of EMS/SCADA data. Times are milliseconds since "
+        "the epoch (UTC). 'local=1' restricts a query to this server's own partitions.",
+    },
+    "paths": {
+        "/v1/current": {
+            "get": {
+                "summary": "Current values of many points",
+                "parameters": [
+                    _param("ikeys", {"type": "string", "pattern": "^[0-9, ]+$"}, True),
+                    _LOCAL,
+                ],
+                "responses": {"200": {"description": "One entry per key, in request order"},
+                              **_ERRORS},
+            }
+        },
+        "/v1/history": {
+            "get": {
+                "summary": "Raw samples of one point: resolved, or one host's mirror stream",
+                "parameters": [
+                    _param("ikey", _INT, True),
+                    _param("from", _INT, True),
+                    _param("to", _INT, True),
+                    _param("host", {"type": "string"}, False),
+                    _LOCAL,
+                ],
+                "responses": {"200": {"description": "Columns times, values, quality"}, **_ERRORS},
+            }
+        },
+        "/v1/events": {
+            "get": {
+                "summary": "System events by time range",
+                "parameters": [
+                    _param("from", _INT, True),
+                    _param("to", _INT, True),
+                    _param("limit", {"type": "integer", "minimum": 1, "maximum": 100000}, False),
+                    _param("partition", {"type": "integer", "minimum": 0}, False),
+                    _LOCAL,
+                ],
+                "responses": {"200": {"description": "Events in time order"}, **_ERRORS},
+            }
+        },
+        "/v1/meta/{ikey}": {
+            "get": {
+                "summary": "Every version of a point's metadata (its audit trail)",
+                "parameters": [_param("ikey", _INT, True, "path"), _LOCAL],
+                "responses": {"200": {"description": "Versions, oldest first"}, **_ERRORS},
+            }
+        },
+        "/v1/health": {
+            "get": {
+                "summary": "Server and ring state, lag, owned partitions and digests",
+                "responses": {"200": {"description": "Health"}},
+            }
+        },
+    },
+}

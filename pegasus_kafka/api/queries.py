@@ -1,0 +1,237 @@
+"""Query logic of a ring server, independent of HTTP.
+
+Any server of a ring answers any query: keys whose partitions this server
+does not own are forwarded to the server of the same ring that does, found in
+the registry, and the answers are gathered.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import httpx
+import numpy as np
+
+from pegasus_kafka.errors import NotInSync, QueryError, UnknownPoint
+from pegasus_kafka.keys import partitions_of
+from pegasus_kafka.ring.health import live_servers, ring_complete
+from pegasus_kafka.ring.records import EventPartition, MetaPartition
+from pegasus_kafka.ring.resolve import resolve
+from pegasus_kafka.ring.scan import ScanPartition
+from pegasus_kafka.ring.server import RingServer
+from pegasus_kafka.schema import ACCUMULATOR, ANALOG, DATA_TYPES, LIMIT, STATUS
+
+MAX_KEYS = 100_000
+VALUE_TYPES = (ANALOG, ACCUMULATOR, STATUS)
+
+
+def parse_ikeys(raw: str) -> np.ndarray:
+    parts = [p for p in raw.replace(" ", "").split(",") if p]
+    if not parts:
+        raise QueryError("ikeys: give at least one invariant key")
+    if len(parts) > MAX_KEYS:
+        raise QueryError(f"ikeys: at most {MAX_KEYS} keys per request, got {len(parts)}")
+    try:
+        keys = np.array([int(p) for p in parts], np.int64)
+    except (ValueError, OverflowError):
+        raise QueryError("ikeys: keys are integers separated by commas") from None
+    if (keys < 0).any():
+        raise QueryError("ikeys: keys are positive")
+    return keys
+
+
+class Queries:
+    def __init__(self, server: RingServer) -> None:
+        self.server = server
+        self.cfg = server.cfg
+        self._http = httpx.Client(timeout=10.0)
+
+    def require_in_sync(self) -> None:
+        if not ring_complete(self.cfg, self.server.registry, self.server.ring):
+            raise NotInSync(f"ring '{self.server.ring}' is not in sync")
+
+    def _owner(self, topic: str, partition: int) -> str | None:
+        name = f"{topic}:{partition}"
+        for entry in live_servers(self.cfg, self.server.registry, self.server.ring):
+            if name in entry.owned and entry.endpoint:
+                return entry.endpoint
+        return None
+
+    def _local_scan(self, partition: int) -> ScanPartition | None:
+        mat = self.server.materialiser(self.cfg.scan_topic, partition)
+        return mat if isinstance(mat, ScanPartition) else None
+
+    def current(self, ikeys: np.ndarray, local_only: bool = False) -> list[dict[str, Any]]:
+        parts = partitions_of(ikeys, self.cfg.topics.partitions)
+        rows: list[dict[str, Any]] = []
+        remote: dict[str, list[int]] = defaultdict(list)
+        for p in np.unique(parts):
+            keys = ikeys[parts == p]
+            mat = self._local_scan(int(p))
+            if mat is None:
+                if local_only:
+                    raise NotInSync(f"partition {p} moved away from this server")
+                owner = self._owner(self.cfg.scan_topic, int(p))
+                if owner is None:
+                    raise NotInSync(f"no server of ring '{self.server.ring}' owns partition {p}")
+                remote[owner].extend(int(k) for k in keys)
+                continue
+            rows.extend(_current_rows(mat, keys))
+        for endpoint, keys in remote.items():
+            resp = self._http.get(
+                f"{endpoint}/v1/current",
+                params={"ikeys": ",".join(map(str, keys)), "local": "1"},
+            )
+            if resp.status_code != 200:
+                raise NotInSync(f"peer {endpoint} answered {resp.status_code}")
+            rows.extend(resp.json()["points"])
+        order = {int(k): i for i, k in enumerate(ikeys)}
+        rows.sort(key=lambda r: order.get(r["ikey"], 0))
+        return rows
+
+    def history(self, ikey: int, t0: int, t1: int, host: str | None) -> dict[str, Any]:
+        """Raw samples of one point: resolved, or one host's mirror stream."""
+        if t1 < t0:
+            raise QueryError("time range: 'to' is before 'from'")
+        p = int(partitions_of(np.array([ikey], np.int64), self.cfg.topics.partitions)[0])
+        mat = self._local_scan(p)
+        if mat is None:
+            owner = self._owner(self.cfg.scan_topic, p)
+            if owner is None:
+                raise NotInSync(f"no server of ring '{self.server.ring}' owns partition {p}")
+            params: dict[str, Any] = {"ikey": ikey, "from": t0, "to": t1, "local": "1"}
+            if host:
+                params["host"] = host
+            resp = self._http.get(f"{owner}/v1/history", params=params)
+            if resp.status_code != 200:
+                raise NotInSync(f"peer {owner} answered {resp.status_code}")
+            return dict(resp.json())
+        dtype = next((t for t in VALUE_TYPES if mat.knows(t, ikey)), None)
+        if dtype is None:
+            raise UnknownPoint(f"unknown point {ikey}")
+        streams = mat.history(dtype, ikey, t0, t1)
+        if host is not None:
+            if host not in streams and host not in mat.hosts:
+                raise QueryError(f"unknown host '{host}'; known: {', '.join(mat.hosts)}")
+            chosen = streams.get(host)
+            samples = chosen if chosen is not None else resolve([], mat.period_ms())
+        else:
+            samples = resolve([streams[h] for h in mat.hosts if h in streams], mat.period_ms())
+        return {
+            "ikey": ikey,
+            "type": DATA_TYPES[dtype],
+            "stream": host or "resolved",
+            "times": samples.times.tolist(),
+            "values": finite_list(samples.values),
+            "quality": samples.quality.tolist(),
+        }
+
+    def events(
+        self, t0: int, t1: int, limit: int, only: int | None = None
+    ) -> list[dict[str, Any]]:
+        if t1 < t0:
+            raise QueryError("time range: 'to' is before 'from'")
+        out: list[dict[str, Any]] = []
+        for p in range(self.cfg.topics.partitions) if only is None else [only]:
+            mat = self.server.materialiser(self.cfg.events_topic, p)
+            if isinstance(mat, EventPartition):
+                out.extend(mat.events(t0, t1, limit))
+            elif only is not None:
+                raise NotInSync(f"partition {p} moved away from this server")
+            else:
+                out.extend(self._peer_records("events", p, {"from": t0, "to": t1, "limit": limit}))
+        out.sort(key=lambda e: (e["time_ms"], e["site"], e["host"], e["seq"]))
+        return out[:limit]
+
+    def meta(self, ikey: int, local_only: bool = False) -> list[dict[str, Any]]:
+        p = int(partitions_of(np.array([ikey], np.int64), self.cfg.topics.partitions)[0])
+        mat = self.server.materialiser(self.cfg.meta_topic, p)
+        if isinstance(mat, MetaPartition):
+            versions = mat.versions(ikey)
+        elif local_only:
+            raise NotInSync(f"partition {p} moved away from this server")
+        else:
+            versions = self._peer_records(f"meta/{ikey}", p, {})
+        if not versions:
+            raise UnknownPoint(f"unknown point {ikey}")
+        return versions
+
+    def _peer_records(self, path: str, partition: int, params: dict[str, Any]) -> list[Any]:
+        topic = self.cfg.events_topic if path == "events" else self.cfg.meta_topic
+        owner = self._owner(topic, partition)
+        if owner is None:
+            raise NotInSync(f"no server of ring '{self.server.ring}' owns {topic}:{partition}")
+        resp = self._http.get(
+            f"{owner}/v1/{path}", params={**params, "local": "1", "partition": partition}
+        )
+        if resp.status_code != 200:
+            raise NotInSync(f"peer {owner} answered {resp.status_code}")
+        body = resp.json()
+        return list(body.get("events", body.get("versions", [])))
+
+    def health(self) -> dict[str, Any]:
+        srv = self.server
+        with srv.lock:
+            partitions = {
+                f"{t}:{p}": {
+                    "applied_offset": m.store.applied_offset,
+                    "lag": srv.lag.get((t, p)),
+                    "digest": f"{m.store.digest:016x}",
+                }
+                for (t, p), m in sorted(srv.parts.items())
+            }
+        return {
+            "ring": srv.ring,
+            "server": srv.server_id,
+            "state": "in-sync" if srv.in_sync() else "syncing",
+            "ring_in_sync": ring_complete(self.cfg, srv.registry, srv.ring),
+            "lag": srv.total_lag(),
+            "owned": sorted(partitions),
+            "standby": [],
+            "partitions": partitions,
+        }
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def finite(x: Any) -> float | None:
+    """JSON has no NaN: a missing value is null."""
+    f = float(x)
+    return None if f != f else f
+
+
+def finite_list(values: np.ndarray) -> list[Any]:
+    if not np.isnan(values).any():
+        return list(values.tolist())
+    as_obj = values.astype(object)
+    as_obj[np.isnan(values)] = None
+    return list(as_obj.tolist())
+
+
+def _current_rows(mat: ScanPartition, keys: np.ndarray) -> list[dict[str, Any]]:
+    rows: dict[int, dict[str, Any]] = {}
+    for dtype in VALUE_TYPES:
+        got = mat.current_rows(dtype, keys)
+        for i in np.flatnonzero(got["found"]):
+            k = int(keys[i])
+            rows[k] = {
+                "ikey": k,
+                "type": DATA_TYPES[dtype],
+                "value": finite(got["values"][i]),
+                "quality": int(got["quality"][i]),
+                "time_ms": int(got["time"][i]),
+                "host": mat.hosts[int(got["host"][i])],
+            }
+    limits = mat.current_rows(LIMIT, keys)
+    for i in np.flatnonzero(limits["found"]):
+        k = int(keys[i])
+        if k in rows:
+            lo_e, lo_n, hi_n, hi_e = (finite(x) for x in limits["values"][i])
+            rows[k]["limits"] = {"emergency_low": lo_e, "normal_low": lo_n,
+                                 "normal_high": hi_n, "emergency_high": hi_e}
+    missing = [int(k) for k in keys if int(k) not in rows]
+    if missing:
+        raise UnknownPoint(f"unknown point(s): {', '.join(map(str, missing[:10]))}")
+    return [rows[int(k)] for k in keys]

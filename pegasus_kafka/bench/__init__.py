@@ -1,0 +1,1 @@
+"""Benchmarks: measured in one run against a baseline, reported as ratios."""

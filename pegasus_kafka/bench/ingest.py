@@ -1,0 +1,144 @@
+"""``pegasus bench ingest``: ring-server materialisation against a bare consumer.
+
+Both read the same pre-produced topic data (both hosts' streams of the
+simulated site) from the same broker in the same run, so the ratio holds on a
+noisy machine even when the absolute rates do not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import resource
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import TopicPartition
+
+from pegasus_kafka.collector.collector import Collector
+from pegasus_kafka.collector.sources import SimSource
+from pegasus_kafka.config import Config, HostConfig, SiteConfig
+from pegasus_kafka.kafka import clients
+from pegasus_kafka.kafka.registry import RegistryWriter, now_ms, ring_key
+from pegasus_kafka.kafka.topics import ensure_topics
+from pegasus_kafka.ring.server import RingServer
+from pegasus_kafka.schema import BACKUP, PRIMARY
+
+
+def _bench_config(cfg: Config, points: int, data_dir: Path) -> Config:
+    site = SiteConfig(
+        name="bench", code=99, scan_period_ms=5000, points=points, seed=7,
+        hosts=(HostConfig("ems-a", "primary"), HostConfig("ems-b", "backup")),
+    )
+    return cfg.with_overrides(
+        kafka=dataclasses.replace(cfg.kafka, topic_prefix=f"bench-{uuid.uuid4().hex[:8]}"),
+        store=dataclasses.replace(cfg.store, data_dir=str(data_dir)),
+        sites=(site,),
+    )
+
+
+def _produce(cfg: Config, scans: int) -> int:
+    site = cfg.sites[0]
+    samples = 0
+    for host, role in (("ems-a", PRIMARY), ("ems-b", BACKUP)):
+        col = Collector(cfg, SimSource(site, host, role))
+        col.publish_metadata()
+        col.run(start=1_000_000, count=scans, pace=False)
+        col.flush(120)
+        samples += col.sent_points
+    return samples
+
+
+def _end_offsets(cfg: Config) -> dict[tuple[str, int], int]:
+    consumer = clients.consumer(cfg, f"bench-probe-{uuid.uuid4().hex}")
+    try:
+        out = {}
+        for p in range(cfg.topics.partitions):
+            _low, high = consumer.get_watermark_offsets(TopicPartition(cfg.scan_topic, p), timeout=10)
+            out[(cfg.scan_topic, p)] = int(high)
+        return out
+    finally:
+        consumer.close()
+
+
+def _raw_consume(cfg: Config, ends: dict[tuple[str, int], int]) -> float:
+    consumer = clients.consumer(cfg, f"bench-raw-{uuid.uuid4().hex}")
+    consumer.assign([TopicPartition(t, p, 0) for (t, p) in ends])
+    want = sum(ends.values())
+    got = 0
+    started = time.perf_counter()
+    while got < want:
+        msgs = consumer.consume(num_messages=2000, timeout=1.0)
+        got += sum(1 for m in msgs if not m.error())
+    seconds = time.perf_counter() - started
+    consumer.close()
+    return seconds
+
+
+def _ring_ingest(cfg: Config, ends: dict[tuple[str, int], int], timeout: float) -> float:
+    ring = f"bench-ring-{uuid.uuid4().hex[:6]}"
+    writer = RegistryWriter(cfg)
+    writer.put(ring_key(ring), {
+        "kind": "RING", "ring": ring, "server": None, "state": "SYNCING", "endpoint": None,
+        "owned": [], "standby": [], "lag": 0, "sync_mode": "replay", "created_ms": now_ms(),
+        "updated_ms": now_ms(), "retired_ms": None,
+    })
+    writer.flush()
+    server = RingServer(cfg, ring, "bench")
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    started = None
+    try:
+        while time.monotonic() < deadline:
+            applied = {tp: m.store.applied_offset for tp, m in list(server.parts.items())}
+            if started is None and applied:
+                started = time.perf_counter()
+            if all(applied.get(tp, -1) >= end for tp, end in ends.items()):
+                break
+            time.sleep(0.02)  # poll
+        else:
+            raise TimeoutError("ring server did not catch up in time")
+        assert started is not None
+        return time.perf_counter() - started
+    finally:
+        server.stop()
+        thread.join(timeout=30)
+
+
+def run_ingest(cfg: Config, quick: bool) -> dict[str, Any]:
+    points = 20_000 if quick else 100_000
+    scans = 60 if quick else 120
+    workdir = Path(tempfile.mkdtemp(prefix="pegasus-bench-"))
+    try:
+        bcfg = _bench_config(cfg, points, workdir)
+        ensure_topics(bcfg)
+        samples = _produce(bcfg, scans)
+        ends = _end_offsets(bcfg)
+        raw_s = _raw_consume(bcfg, ends)
+        ring_s = _ring_ingest(bcfg, ends, timeout=600)
+        scan_bytes = sum(
+            f.stat().st_size for f in workdir.rglob("*") if f.is_file() and ".scan-" in str(f)
+        )
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rate = samples / ring_s
+        raw_rate = samples / raw_s
+        return {
+            "points": points,
+            "samples": samples,
+            "samples_per_s": round(rate),
+            "raw_consume_samples_per_s": round(raw_rate),
+            "ratio_vs_raw": round(rate / raw_rate, 3),
+            "quix_samples_per_s": None,
+            "ratio_vs_quix": None,
+            "p99_scan_to_queryable_ms": None,
+            "bytes_per_sample": round(scan_bytes / samples, 3),
+            "rss_mb": round(rss_mb, 1),
+            "notes": "quix and scan-to-queryable latency not measured yet",
+        }
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,28 @@
+"""``pegasus bench``: benchmarks against the real broker."""
+
+from __future__ import annotations
+
+import click
+
+from pegasus_kafka.cli.common import PegasusGroup, emit_json, state
+
+
+@click.group(cls=PegasusGroup)
+def bench() -> None:
+    """Benchmarks (figures are ratios against a baseline measured in the same run)."""
+
+
+@bench.command()
+@click.option("--quick", is_flag=True, help="Small data set; finishes in a few minutes.")
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON line of results.")
+@click.pass_context
+def ingest(ctx: click.Context, quick: bool, as_json: bool) -> None:
+    """Ring-server ingest rate against a bare consumer on the same topic data."""
+    from pegasus_kafka.bench.ingest import run_ingest
+
+    result = run_ingest(state(ctx).cfg, quick)
+    if as_json:
+        emit_json(result)
+    else:
+        for key, value in result.items():
+            click.echo(f"{key:28} {value}")

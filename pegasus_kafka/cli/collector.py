@@ -1,0 +1,50 @@
+"""``pegasus collector``: one collector per EMS host."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import click
+
+from pegasus_kafka.cli.common import PegasusGroup, emit_json, state
+from pegasus_kafka.collector.collector import Collector
+from pegasus_kafka.collector.sources import SimSource
+from pegasus_kafka.errors import ConfigError
+from pegasus_kafka.schema import BACKUP, PRIMARY
+
+
+@click.group(cls=PegasusGroup)
+def collector() -> None:
+    """Collectors: EMS host scans into Kafka."""
+
+
+@collector.command()
+@click.option("--site", "site_name", required=True, help="Site name from the config.")
+@click.option("--host", "host_name", required=True, help="EMS host of that site.")
+@click.option("--source", type=click.Choice(["sim"]), default="sim", show_default=True,
+              help="Where scans come from.")
+@click.option("--from-scan", type=int, default=None, help="First scan number (default: now).")
+@click.option("--scans", type=int, default=None, help="Stop after this many scans.")
+@click.option("--no-pace", is_flag=True, help="Send scans as fast as possible (replay, tests).")
+@click.pass_context
+def run(ctx: click.Context, site_name: str, host_name: str, source: str,
+        from_scan: int | None, scans: int | None, no_pace: bool) -> None:
+    """Collect HOST's scans of SITE into the scan topic until SIGINT/SIGTERM."""
+    cfg = state(ctx).cfg
+    site = cfg.site(site_name)
+    host = next((h for h in site.hosts if h.name == host_name), None)
+    if host is None:
+        raise ConfigError(f"sites.{site_name}.hosts", f"no host named '{host_name}'")
+    role = PRIMARY if host.role == "primary" else BACKUP
+    col = Collector(cfg, SimSource(site, host_name, role))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    points = col.publish_metadata()
+    click.echo(f"collector {site_name}/{host_name}: {points} points, role {host.role}", err=True)
+    try:
+        col.run(start=from_scan, count=scans, pace=not no_pace, stop=stop)
+    finally:
+        col.flush()
+    emit_json(col.status())

@@ -1,0 +1,68 @@
+"""``pegasus server``: run one ring server (ingest plus query API)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from pegasus_kafka.api.app import HttpServer, build_app
+from pegasus_kafka.api.queries import Queries
+from pegasus_kafka.cli.common import PegasusGroup, state
+from pegasus_kafka.ring.server import RingServer
+
+
+@click.group(cls=PegasusGroup)
+def server() -> None:
+    """Ring servers."""
+
+
+@server.command()
+@click.option("--ring", "ring_name", required=True, help="Ring (consumer group) to join.")
+@click.option("--id", "server_id", default=None, help="Server id within the ring (default: host-pid).")
+@click.option("--port", type=int, default=0, show_default=True, help="HTTP port (0: any free port).")
+@click.pass_context
+def run(ctx: click.Context, ring_name: str, server_id: str | None, port: int) -> None:
+    """Join RING, materialise its partitions and serve queries until SIGINT/SIGTERM."""
+    cfg = state(ctx).cfg
+    server_id = server_id or f"{os.uname().nodename}-{os.getpid()}"
+    srv = RingServer(cfg, ring_name, server_id)
+    queries = Queries(srv)
+    http = HttpServer(build_app(queries), cfg.server.http_host, port)
+    srv.endpoint = http.endpoint
+    http.start()
+    click.echo(f"server {ring_name}/{server_id} serving {http.endpoint}", err=True)
+
+    def _stop(signum: int, frame: object) -> None:
+        srv.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        srv.run()
+    finally:
+        http.stop()
+        queries.close()
+
+
+def spawn_servers(
+    config_path: str | None, ring: str, count: int, base_port: int = 0, log_dir: Path | None = None
+) -> list[subprocess.Popen[bytes]]:
+    """Start ``count`` local ``pegasus server run`` processes for a ring (dev and demo)."""
+    procs = []
+    for i in range(count):
+        cmd = [sys.executable, "-m", "pegasus_kafka.cli.main"]
+        if config_path:
+            cmd += ["--config", config_path]
+        cmd += ["-v", "server", "run", "--ring", ring, "--id", f"s{i + 1}",
+                "--port", str(base_port + i if base_port else 0)]
+        out = None
+        if log_dir is not None:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            out = open(log_dir / f"{ring}-s{i + 1}.log", "ab")  # noqa: SIM115
+        procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT))
+    return procs

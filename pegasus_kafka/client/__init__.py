@@ -1,0 +1,5 @@
+"""The smart client: balances queries across in-sync rings and fails over."""
+
+from pegasus_kafka.client.client import PegasusClient, QueryResult
+
+__all__ = ["PegasusClient", "QueryResult"]

@@ -1,0 +1,1 @@
+"""Collectors: read an EMS host's scans from a source and write them to Kafka."""

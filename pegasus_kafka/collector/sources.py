@@ -1,0 +1,96 @@
+"""Where a collector's scans come from, behind one small interface."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from pegasus_kafka.collector.frames import Scan
+from pegasus_kafka.collector.sim import SiteField, host_salt
+from pegasus_kafka.config import SiteConfig
+from pegasus_kafka.schema import ANALOG, DATA_TYPES, LIMIT, PRIMARY, STATUS
+
+#: the backup host scans this long after the primary
+BACKUP_SKEW_MS = 37
+
+
+@dataclass
+class ScanResult:
+    scan_time_ms: int
+    role: int
+    scans: list[Scan]
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Source(Protocol):
+    site: SiteConfig
+    host: str
+
+    def metadata(self) -> list[dict[str, Any]]:
+        """Point metadata records (PointMeta) describing every point now."""
+
+    def read(self, seq: int) -> ScanResult:
+        """The host's scan number ``seq``."""
+
+
+class SimSource:
+    """One host of the simulated site."""
+
+    def __init__(self, site: SiteConfig, host: str, role: int = PRIMARY) -> None:
+        self.site = site
+        self.host = host
+        self.role = role
+        self.field = SiteField(site)
+        self._salt = host_salt(host)
+        self._skew = 0 if role == PRIMARY else BACKUP_SKEW_MS
+        self._limits = self.field.limits()
+        self._limits_sent = False
+
+    def metadata(self) -> list[dict[str, Any]]:
+        out = []
+        for i in range(len(self.field.ikeys)):
+            p = self.field.point(i)
+            out.append(
+                {
+                    "ikey": p.ikey, "version": 1, "valid_from_ms": 0, "change": "CREATED",
+                    "site": self.site.name, "ems_id": p.ems_id, "name": p.name,
+                    "substation": p.substation, "device": p.device,
+                    "data_type": DATA_TYPES[p.data_type], "units": p.units,
+                    "resolution": p.resolution,
+                }
+            )
+        return out
+
+    def read(self, seq: int) -> ScanResult:
+        f = self.field
+        t = seq * self.site.scan_period_ms + self._skew
+        values, changes = f.values(seq, t, self._salt)
+        quality = np.zeros(len(values), np.uint8)
+        scans = []
+        for dtype in (ANALOG, 2, STATUS):
+            sel = f.dtype == dtype
+            scans.append(
+                Scan(dtype, f.ikeys[sel], values[sel], quality[sel],
+                     changes[sel] if dtype == STATUS else None)
+            )
+        # Limits travel once an hour (and with the first scan a collector sends).
+        if seq % max(1, 3_600_000 // self.site.scan_period_ms) == 0 or not self._limits_sent:
+            self._limits_sent = True
+            ikeys, lims = self._limits
+            scans.append(Scan(LIMIT, ikeys, lims, np.zeros(len(ikeys), np.uint8)))
+        events = []
+        if self.role == PRIMARY:
+            toggled = np.flatnonzero((f.dtype == STATUS) & (changes == 1))
+            for j, i in enumerate(toggled):
+                action = "closed" if values[i] == 2 else "opened"
+                events.append(
+                    {
+                        "site": self.site.name, "host": self.host, "seq": seq * 10_000 + j,
+                        "time_ms": t - 1_000, "kind": "OPERATOR_ACTION", "ikey": int(f.ikeys[i]),
+                        "operator": f"op{int(i) % 7 + 1}",
+                        "text": f"{f.point(int(i)).name} {action} by operator op{int(i) % 7 + 1}",
+                    }
+                )
+        return ScanResult(scan_time_ms=t, role=self.role, scans=scans, events=events)

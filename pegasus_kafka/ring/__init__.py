@@ -1,0 +1,1 @@
+"""The ring: materialisation of the RDS into RocksDB, one store per (topic, partition)."""

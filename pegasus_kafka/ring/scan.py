@@ -1,0 +1,282 @@
+"""Materialises one partition of the scan topic: current values and full history.
+
+Layout of the partition's store:
+
+``frames``  offset -> the frame's Avro bytes, for frames not yet sealed (the head)
+``blocks``  data type | ikey | host id | UTC day | seal number -> compressed block
+``skips``   offset -> why a record was skipped (so the digest covers the skip)
+``meta``    applied offset, digest, and this module's state (hosts, dedup, current)
+
+Frames land in the head first: that write is one put per frame, whatever the
+number of points, which keeps ingest cheap. When the head holds
+``seal_samples`` samples, or spans ``seal_span_ms`` of scan time, it is sealed:
+its samples are regrouped per (point, host, day) into blocks and the head is
+deleted, in the same batch. Both thresholds look only at record content, so
+every ring seals at the same offsets and holds the same keys.
+
+Host ids number the (site, host) pairs in the order the partition first saw
+them, which is the same on every ring.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pegasus_kafka.errors import MalformedRecord
+from pegasus_kafka.ring import blocks
+from pegasus_kafka.ring.blocks import Samples
+from pegasus_kafka.ring.current import CurrentTable
+from pegasus_kafka.ring.store import Batch, PartitionStore, u64
+from pegasus_kafka.schema import LIMIT, STATUS, Frame, decode_frame
+
+log = logging.getLogger(__name__)
+
+COLUMN_FAMILIES = ("frames", "blocks", "skips")
+DAY_MS = 86_400_000
+_SIGN = 1 << 63
+_BLOCK_KEY = struct.Struct(">BQHIQ")
+_SERIES = struct.Struct(">BQH")
+K_STATE = b"scan_state"
+
+
+def block_key(dtype: int, ikey: int, host: int, day: int, seal: int) -> bytes:
+    return _BLOCK_KEY.pack(dtype, (ikey + _SIGN) & (2**64 - 1), host, day, seal)
+
+
+def width_of(dtype: int) -> int:
+    return 4 if dtype == LIMIT else 1
+
+
+@dataclass
+class ApplyResult:
+    applied: int = 0
+    samples: int = 0
+    duplicates: int = 0
+    sealed: bool = False
+    dead: list[tuple[int, str]] = field(default_factory=list)
+
+
+class ScanPartition:
+    """One scan-topic partition's RDS; all methods are safe across threads."""
+
+    def __init__(self, store: PartitionStore, seal_samples: int, seal_span_ms: int) -> None:
+        self.store = store
+        self.seal_samples = seal_samples
+        self.seal_span_ms = seal_span_ms
+        self.lock = threading.RLock()
+        raw = store.state(K_STATE)
+        state: dict[str, Any] = json.loads(raw) if raw else {}
+        self.hosts: list[str] = state.get("hosts", [])
+        self.periods: dict[str, int] = state.get("periods", {})
+        self.dedup: dict[str, list[int]] = state.get("dedup", {})
+        self.seal_seq: int = state.get("seal_seq", 0)
+        self.current = [CurrentTable(width_of(t)) for t in range(4)]
+        for t in range(4):
+            snap = store.state(b"current/%d" % t)
+            if snap:
+                self.current[t] = CurrentTable.from_bytes(snap, width_of(t))
+        self.head: list[tuple[int, Frame]] = []
+        self.head_samples = 0
+        # Rebuild the in-memory head (and current values past the last seal)
+        # from the frames the store still holds, in offset order.
+        for key, value in store.cf("frames").items():
+            frame = decode_frame(value)
+            offset = struct.unpack(">Q", key)[0]
+            self._add_to_head(offset, frame)
+
+    # -- ingest -----------------------------------------------------------------
+
+    def _host_id(self, frame: Frame) -> int:
+        name = f"{frame.site}/{frame.host}"
+        if name not in self.hosts:
+            self.hosts.append(name)
+        self.periods[name] = frame.scan_period_ms
+        return self.hosts.index(name)
+
+    def _add_to_head(self, offset: int, frame: Frame) -> None:
+        host_id = self._host_id(frame)
+        self.head.append((offset, frame))
+        self.head_samples += frame.count
+        self.current[frame.data_type].update(frame, host_id)
+
+    def _is_duplicate(self, frame: Frame) -> bool:
+        name = f"{frame.site}/{frame.host}"
+        position = [frame.seq, frame.data_type, frame.chunk]
+        last = self.dedup.get(name)
+        if last is not None and position <= last:
+            return True
+        self.dedup[name] = position
+        return False
+
+    def _should_seal(self) -> bool:
+        if self.head_samples >= self.seal_samples:
+            return True
+        times = [f.scan_time_ms for _, f in self.head]
+        return bool(times) and max(times) - min(times) >= self.seal_span_ms
+
+    def apply(self, records: list[tuple[int, bytes | None, bytes | None]]) -> ApplyResult:
+        """Apply records (offset, key, value) in offset order, in one atomic batch."""
+        result = ApplyResult()
+        if not records:
+            return result
+        with self.lock:
+            batch = self.store.begin()
+            for offset, _key, value in records:
+                try:
+                    frame = decode_frame(value)
+                except MalformedRecord as exc:
+                    batch.put("skips", u64(offset), str(exc).encode())
+                    result.dead.append((offset, str(exc)))
+                    continue
+                if self._is_duplicate(frame):
+                    result.duplicates += 1
+                    continue
+                batch.put("frames", u64(offset), value or b"")
+                self._add_to_head(offset, frame)
+                result.applied += 1
+                result.samples += frame.count
+                if self._should_seal():
+                    self._seal(batch)
+                    result.sealed = True
+            batch.put_state(K_STATE, self._state_bytes())
+            self.store.commit(batch, records[-1][0] + 1)
+        return result
+
+    def _state_bytes(self) -> bytes:
+        state = {
+            "hosts": self.hosts,
+            "periods": self.periods,
+            "dedup": self.dedup,
+            "seal_seq": self.seal_seq,
+        }
+        return json.dumps(state, sort_keys=True).encode()
+
+    def _seal(self, batch: Batch) -> None:
+        """Regroup the head into per-(point, host, day) blocks and drop it."""
+        self.seal_seq += 1
+        for dtype in range(4):
+            frames = [f for _, f in self.head if f.data_type == dtype]
+            if frames:
+                self._seal_type(batch, dtype, frames)
+        frames_cf = self.store.cf("frames")
+        for offset, _ in self.head:
+            key = u64(offset)
+            batch.delete("frames", key, frames_cf[key])
+        for t in range(4):
+            batch.put_state(b"current/%d" % t, self.current[t].to_bytes())
+        self.head = []
+        self.head_samples = 0
+
+    def _seal_type(self, batch: Batch, dtype: int, frames: list[Frame]) -> None:
+        cols = _columns(frames, [self.hosts.index(f"{f.site}/{f.host}") for f in frames])
+        day = cols["times"] // DAY_MS
+        order = np.lexsort((cols["arrival"], cols["times"], day, cols["host"], cols["ikeys"]))
+        ikeys, host, day = cols["ikeys"][order], cols["host"][order], day[order]
+        change = np.flatnonzero(
+            (np.diff(ikeys) != 0) | (np.diff(host) != 0) | (np.diff(day) != 0)
+        ) + 1
+        bounds = np.concatenate(([0], change, [len(order)]))
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            sel = order[a:b]
+            samples = Samples(
+                times=cols["times"][sel],
+                values=cols["values"][sel],
+                quality=cols["quality"][sel],
+                role=cols["role"][sel],
+                changes=cols["changes"][sel] if dtype == STATUS else None,
+            )
+            key = block_key(dtype, int(ikeys[a]), int(host[a]), int(day[a]), self.seal_seq)
+            batch.put("blocks", key, blocks.encode(samples))
+
+    # -- reads ------------------------------------------------------------------
+
+    def period_ms(self) -> int:
+        return max(self.periods.values(), default=5000)
+
+    def current_rows(self, dtype: int, ikeys: np.ndarray) -> dict[str, np.ndarray]:
+        with self.lock:
+            table = self.current[dtype]
+            found, idx = table.lookup(ikeys)
+            return {
+                "found": found,
+                "values": table.values[idx] if len(table) else np.full(len(ikeys), np.nan),
+                "quality": table.quality[idx] if len(table) else np.zeros(len(ikeys), np.uint8),
+                "time": table.time[idx] if len(table) else np.zeros(len(ikeys), np.int64),
+                "host": table.host[idx] if len(table) else np.zeros(len(ikeys), np.int16),
+            }
+
+    def knows(self, dtype: int, ikey: int) -> bool:
+        with self.lock:
+            found, _ = self.current[dtype].lookup(np.array([ikey], np.int64))
+            return bool(found[0])
+
+    def history(self, dtype: int, ikey: int, t0: int, t1: int) -> dict[str, Samples]:
+        """Raw samples of one point in [t0, t1], per host ("site/host")."""
+        with self.lock:
+            hosts = list(self.hosts)
+            head = [f for _, f in self.head if f.data_type == dtype]
+            host_ids = [hosts.index(f"{f.site}/{f.host}") for f in head]
+        blocks_cf = self.store.cf("blocks")
+        out: dict[str, Samples] = {}
+        for host_id, name in enumerate(hosts):
+            parts = list(self._read_blocks(blocks_cf, dtype, ikey, host_id, t0, t1))
+            mine = [f for f, h in zip(head, host_ids, strict=True) if h == host_id]
+            parts.append(_head_samples(mine, ikey, dtype))
+            merged = blocks.concat(parts)
+            if len(merged):
+                mask = (merged.times >= t0) & (merged.times <= t1)
+                out[name] = blocks.select(merged, mask)
+        return out
+
+    def _read_blocks(self, cf: Any, dtype: int, ikey: int, host: int, t0: int, t1: int) -> Any:
+        prefix = _SERIES.pack(dtype, (ikey + _SIGN) & (2**64 - 1), host)
+        it = cf.iter()
+        it.seek(block_key(dtype, ikey, host, max(t0, 0) // DAY_MS, 0))
+        last_day = t1 // DAY_MS
+        while it.valid():
+            key = it.key()
+            if not key.startswith(prefix) or _BLOCK_KEY.unpack(key)[3] > last_day:
+                break
+            yield blocks.decode(it.value())
+            it.next()
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _columns(frames: list[Frame], host_ids: list[int]) -> dict[str, np.ndarray]:
+    counts = [f.count for f in frames]
+    dtype = frames[0].data_type
+    return {
+        "ikeys": np.concatenate([f.ikeys for f in frames]),
+        "values": np.concatenate([f.values for f in frames]),
+        "quality": np.concatenate([f.quality for f in frames]),
+        "changes": np.concatenate([f.changes for f in frames])
+        if dtype == STATUS
+        else np.zeros(sum(counts), np.uint8),
+        "times": np.repeat(np.array([f.scan_time_ms for f in frames], np.int64), counts),
+        "host": np.repeat(np.array(host_ids, np.int64), counts),
+        "role": np.repeat(np.array([f.role for f in frames], np.uint8), counts),
+        "arrival": np.repeat(np.arange(len(frames)), counts),
+    }
+
+
+def _head_samples(frames: list[Frame], ikey: int, dtype: int) -> Samples:
+    hits = [(f, np.flatnonzero(f.ikeys == ikey)) for f in frames]
+    hits = [(f, i) for f, i in hits if len(i)]
+    if not hits:
+        return blocks.empty(width_of(dtype))
+    return Samples(
+        times=np.array([f.scan_time_ms for f, i in hits for _ in i], np.int64),
+        values=np.concatenate([f.values[i] for f, i in hits]),
+        quality=np.concatenate([f.quality[i] for f, i in hits]),
+        role=np.array([f.role for f, i in hits for _ in i], np.uint8),
+        changes=np.concatenate([f.changes[i] for f, i in hits]) if dtype == STATUS else None,
+    )

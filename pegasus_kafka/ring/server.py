@@ -1,0 +1,281 @@
+"""A ring server: one member of its ring's consumer group.
+
+The group id is the ring's name, so every ring reads the full topics
+independently. For each partition the group assigns, the server opens that
+partition's store, seeks to the store's own applied offset and materialises
+from there; on revocation it closes the store. Commit order is documented in
+:mod:`pegasus_kafka.ring.store`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from pegasus_kafka.config import Config
+from pegasus_kafka.errors import RegistryError
+from pegasus_kafka.kafka import clients
+from pegasus_kafka.kafka.registry import RegistryView, RegistryWriter, now_ms, server_key
+from pegasus_kafka.ring import metrics
+from pegasus_kafka.ring.records import EventPartition, MetaPartition
+from pegasus_kafka.ring.scan import ApplyResult, ScanPartition
+from pegasus_kafka.ring.store import PartitionStore
+from pegasus_kafka.schema import codec
+
+log = logging.getLogger(__name__)
+
+Materialiser = ScanPartition | EventPartition | MetaPartition
+
+
+class RingServer:
+    def __init__(self, cfg: Config, ring: str, server_id: str, endpoint: str = "") -> None:
+        self.cfg = cfg
+        self.ring = ring
+        self.server_id = server_id
+        self.endpoint = endpoint
+        self.data_dir = Path(cfg.store.data_dir) / ring / server_id
+        self.parts: dict[tuple[str, int], Materialiser] = {}
+        self.lag: dict[tuple[str, int], int] = {}
+        self.started_ms = now_ms()
+        self.assigned_once = False
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+        self.registry = RegistryView(cfg)
+        self._writer = RegistryWriter(cfg)
+        self._dlq = clients.producer(cfg)
+        self._consumer: Consumer | None = None
+
+    # -- partitions -------------------------------------------------------------
+
+    def _open(self, topic: str, partition: int) -> Materialiser:
+        path = self.data_dir / f"{topic}-{partition}"
+        sync = self.cfg.store.sync_writes
+        if topic == self.cfg.scan_topic:
+            from pegasus_kafka.ring.scan import COLUMN_FAMILIES
+
+            store = PartitionStore(path, COLUMN_FAMILIES, sync)
+            return ScanPartition(store, self.cfg.store.seal_samples, self.cfg.store.seal_span_ms)
+        if topic == self.cfg.meta_topic:
+            return MetaPartition(PartitionStore(path, MetaPartition.COLUMN_FAMILIES, sync))
+        return EventPartition(PartitionStore(path, EventPartition.COLUMN_FAMILIES, sync))
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        assigned = []
+        for tp in partitions:
+            mat = self._open(tp.topic, tp.partition)
+            with self.lock:
+                self.parts[(tp.topic, tp.partition)] = mat
+            offset = mat.store.applied_offset
+            log.info(
+                "partition assigned ring=%s server=%s topic=%s partition=%d offset=%d",
+                self.ring, self.server_id, tp.topic, tp.partition, offset,
+            )
+            assigned.append(TopicPartition(tp.topic, tp.partition, offset))
+        consumer.incremental_assign(assigned)
+        self.assigned_once = True
+        self._heartbeat()
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            with self.lock:
+                mat = self.parts.pop((tp.topic, tp.partition), None)
+                self.lag.pop((tp.topic, tp.partition), None)
+            if mat is not None:
+                mat.close()
+                log.info(
+                    "partition revoked ring=%s server=%s topic=%s partition=%d offset=%d",
+                    self.ring, self.server_id, tp.topic, tp.partition, mat.store.applied_offset,
+                )
+        self._heartbeat()
+
+    def materialiser(self, topic: str, partition: int) -> Materialiser | None:
+        with self.lock:
+            return self.parts.get((topic, partition))
+
+    # -- ingest -----------------------------------------------------------------
+
+    def _check_ring(self) -> None:
+        self.registry.wait_caught_up()
+        rec = self.registry.ring(self.ring)
+        if rec is None:
+            raise RegistryError(f"ring '{self.ring}' is not registered: run 'pegasus ring add {self.ring}'")
+        if rec["state"] == "RETIRED":
+            raise RegistryError(f"ring '{self.ring}' is retired; add it again to reuse the name")
+
+    def run(self) -> None:
+        """Consume and materialise until :meth:`stop`; closes every store on the way out."""
+        self._check_ring()
+        self._consumer = clients.consumer(
+            self.cfg,
+            self.ring,
+            **{
+                "partition.assignment.strategy": "cooperative-sticky",
+                "client.id": f"{self.ring}/{self.server_id}",
+                "session.timeout.ms": 10_000,
+                "heartbeat.interval.ms": 1_000,
+            },
+        )
+        consumer = self._consumer
+        consumer.subscribe(
+            list(self.cfg.data_topics), on_assign=self._on_assign, on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        next_beat = 0.0
+        try:
+            while not self.stop_event.is_set():
+                msgs = consumer.consume(num_messages=2000, timeout=0.1)
+                if msgs:
+                    self._apply(consumer, msgs)
+                if time.monotonic() >= next_beat:
+                    self._update_lag(consumer)
+                    self._heartbeat()
+                    next_beat = time.monotonic() + self.cfg.server.heartbeat_s
+        finally:
+            self._shutdown(consumer)
+
+    def _apply(self, consumer: Consumer, msgs: list[Any]) -> None:
+        by_tp: dict[tuple[str, int], list[tuple[int, bytes | None, bytes | None]]] = defaultdict(list)
+        for msg in msgs:
+            if msg.error():
+                log.warning("consume error ring=%s error=%s", self.ring, msg.error())
+                continue
+            by_tp[(msg.topic(), msg.partition())].append((msg.offset(), msg.key(), msg.value()))
+        commits = []
+        for (topic, partition), records in by_tp.items():
+            mat = self.materialiser(topic, partition)
+            if mat is None:
+                continue
+            applied = mat.store.applied_offset
+            records = [r for r in records if r[0] >= applied]
+            if not records:
+                continue
+            if records[0][0] != applied:
+                log.error(
+                    "offset gap ring=%s topic=%s partition=%d expected=%d got=%d",
+                    self.ring, topic, partition, applied, records[0][0],
+                )
+            started = time.perf_counter()
+            result = mat.apply(records)
+            metrics.observe_batch(self.ring, topic, partition, result, time.perf_counter() - started)
+            self._dead_letters(topic, partition, records, result)
+            commits.append(TopicPartition(topic, partition, mat.store.applied_offset))
+        if commits:
+            try:
+                consumer.commit(offsets=commits, asynchronous=True)
+            except KafkaException as exc:
+                log.warning("group offset commit failed ring=%s error=%s", self.ring, exc)
+
+    def _dead_letters(self, topic: str, partition: int, records: list[Any], result: ApplyResult) -> None:
+        if not result.dead:
+            return
+        by_offset = {r[0]: r for r in records}
+        for offset, reason in result.dead:
+            _, key, value = by_offset[offset]
+            log.warning(
+                "record skipped ring=%s topic=%s partition=%d offset=%d reason=%s",
+                self.ring, topic, partition, offset, reason,
+            )
+            letter = {
+                "ring": self.ring, "topic": topic, "partition": partition, "offset": offset,
+                "reason": reason, "key": key, "value": value,
+            }
+            self._dlq.produce(
+                self.cfg.deadletter_topic, key=f"{topic}:{partition}:{offset}".encode(),
+                value=codec("pegasus.DeadLetter").encode(letter),
+            )
+        self._dlq.poll(0)
+
+    def _update_lag(self, consumer: Consumer) -> None:
+        with self.lock:
+            owned = {tp: mat.store.applied_offset for tp, mat in self.parts.items()}
+        for (topic, partition), applied in owned.items():
+            tp = TopicPartition(topic, partition)
+            try:
+                _low, high = consumer.get_watermark_offsets(tp, cached=True)
+                if high < 0:
+                    _low, high = consumer.get_watermark_offsets(tp, timeout=2)
+            except KafkaException:
+                continue
+            lag = max(0, high - applied)
+            with self.lock:
+                if (topic, partition) in self.parts:
+                    self.lag[(topic, partition)] = lag
+            metrics.LAG.labels(self.ring, topic, str(partition)).set(lag)
+
+    # -- state ------------------------------------------------------------------
+
+    def in_sync(self) -> bool:
+        with self.lock:
+            owned = set(self.parts)
+            lagging = [tp for tp in owned if self.lag.get(tp, 1 << 62) > self.cfg.server.in_sync_lag]
+        return self.assigned_once and not lagging
+
+    def owned(self) -> list[str]:
+        with self.lock:
+            return sorted(f"{t}:{p}" for t, p in self.parts)
+
+    def total_lag(self) -> int:
+        with self.lock:
+            return sum(self.lag.values())
+
+    def _heartbeat(self, state: str | None = None) -> None:
+        record = {
+            "kind": "SERVER",
+            "ring": self.ring,
+            "server": self.server_id,
+            "state": state or ("IN_SYNC" if self.in_sync() else "SYNCING"),
+            "endpoint": self.endpoint or None,
+            "owned": self.owned(),
+            "standby": [],
+            "lag": self.total_lag(),
+            "sync_mode": "replay",
+            "created_ms": self.started_ms,
+            "updated_ms": now_ms(),
+            "retired_ms": None,
+        }
+        try:
+            self._writer.put(server_key(self.ring, self.server_id), record)
+        except (BufferError, KafkaException) as exc:
+            log.warning("registry heartbeat failed ring=%s server=%s error=%s", self.ring, self.server_id, exc)
+        self._promote_ring()
+
+    def _promote_ring(self) -> None:
+        """Mark the ring IN_SYNC once its servers cover every partition and are in sync;
+        stop when the ring has been retired."""
+        rec = self.registry.ring(self.ring)
+        if rec is not None and rec["state"] == "RETIRED" and not self.stop_event.is_set():
+            log.info("ring retired, stopping ring=%s server=%s", self.ring, self.server_id)
+            self.stop()
+            return
+        if rec is None or rec["state"] != "SYNCING":
+            return
+        from pegasus_kafka.ring.health import ring_complete
+
+        if ring_complete(self.cfg, self.registry, self.ring):
+            updated = dict(rec, state="IN_SYNC", updated_ms=now_ms())
+            self._writer.put(f"ring/{self.ring}", updated)
+            log.info("ring in sync ring=%s", self.ring)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _shutdown(self, consumer: Consumer) -> None:
+        try:
+            self._heartbeat(state="STOPPED")
+            self._writer.flush(5)
+        except Exception as exc:
+            log.warning("final heartbeat failed ring=%s error=%s", self.ring, exc)
+        consumer.close()
+        with self.lock:
+            parts, self.parts = self.parts, {}
+        for mat in parts.values():
+            mat.close()
+        self._dlq.flush(5)
+        self.registry.close()
+        log.info("server stopped ring=%s server=%s", self.ring, self.server_id)

@@ -1,0 +1,199 @@
+"""One RocksDB store per (topic, partition), and the order in which it commits.
+
+Commit order, for every batch of records a server applies to a partition:
+
+1. The materialiser decodes the records in offset order and stages every
+   change in one :class:`Batch`: data puts and deletes, skip markers for
+   records it could not apply, and its own small state (dedup positions).
+2. :meth:`PartitionStore.commit` adds the next offset to apply and the content
+   digest to the same RocksDB WriteBatch and writes it atomically. Data and
+   offset can never be separated by a crash: after a restart the store holds
+   exactly the effect of offsets ``[0, applied_offset)``.
+3. Only then does the server update its in-memory views (current values,
+   unsealed head) and publish the batch to queries.
+4. Last, the server commits the consumer-group offset to Kafka, asynchronously.
+   That offset is advisory (it lets Kafka's tooling show each ring's lag); on
+   assignment the server always resumes from the store's own offset.
+
+The digest is the sum, modulo 2**64, of a 64-bit BLAKE2b hash of every live
+(column family, key, value) in the data column families. It is kept
+incrementally in each batch, so it costs one hash per write; a full scan
+(:meth:`PartitionStore.scan_digest`) recomputes it from what is on disk, which
+is how at-rest corruption is found. The ``meta`` column family (offsets,
+derived state) is outside the digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import struct
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+
+from rocksdict import (
+    Checkpoint,
+    DBCompressionType,
+    Options,
+    Rdict,
+    WriteBatch,
+    WriteOptions,
+)
+
+from pegasus_kafka.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MASK = (1 << 64) - 1
+META = "meta"
+K_FORMAT = b"format_version"
+K_OFFSET = b"applied_offset"
+K_DIGEST = b"digest"
+_U64 = struct.Struct(">Q")
+
+
+def u64(n: int) -> bytes:
+    """Big-endian fixed width, so RocksDB's byte order is numeric order."""
+    return _U64.pack(n)
+
+
+def kv_hash(cf: str, key: bytes, value: bytes) -> int:
+    h = hashlib.blake2b(digest_size=8)
+    h.update(cf.encode())
+    h.update(struct.pack("<I", len(key)))
+    h.update(key)
+    h.update(value)
+    return int.from_bytes(h.digest(), "little")
+
+
+def _options() -> Options:
+    opts = Options(raw_mode=True)
+    opts.create_if_missing(True)
+    opts.create_missing_column_families(True)
+    opts.set_compression_type(DBCompressionType.lz4())
+    opts.set_bottommost_compression_type(DBCompressionType.zstd())
+    return opts
+
+
+class Batch:
+    """Changes staged for one atomic commit, with their effect on the digest."""
+
+    def __init__(self, store: PartitionStore) -> None:
+        self._store = store
+        self._wb = WriteBatch(raw_mode=True)
+        self.delta = 0
+        self.writes = 0
+
+    def put(self, cf: str, key: bytes, value: bytes) -> None:
+        self._wb.put(key, value, self._store.handle(cf))
+        self.delta = (self.delta + kv_hash(cf, key, value)) & MASK
+        self.writes += 1
+
+    def delete(self, cf: str, key: bytes, old_value: bytes) -> None:
+        """Delete a key whose current value the caller knows (the digest needs it)."""
+        self._wb.delete(key, self._store.handle(cf))
+        self.delta = (self.delta - kv_hash(cf, key, old_value)) & MASK
+        self.writes += 1
+
+    def put_state(self, key: bytes, value: bytes) -> None:
+        """Derived state in the meta column family: outside the digest."""
+        self._wb.put(key, value, self._store.handle(META))
+
+
+class PartitionStore:
+    """A RocksDB store holding one partition's RDS and its applied offset."""
+
+    def __init__(self, path: Path, column_families: tuple[str, ...], sync: bool = False) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.column_families = column_families
+        opts = _options()
+        cfs = {name: _options() for name in (META, *column_families)}
+        try:
+            self.db = Rdict(str(self.path), options=opts, column_families=cfs)
+        except Exception as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc}") from None
+        self._handles = {name: self.db.get_column_family_handle(name) for name in cfs}
+        self._meta = self.db.get_column_family(META)
+        self._write_opts = WriteOptions()
+        self._write_opts.sync = sync
+        version = self._meta.get(K_FORMAT)
+        if version is None:
+            self._meta.put(K_FORMAT, u64(FORMAT_VERSION))
+        elif _U64.unpack(version)[0] != FORMAT_VERSION:
+            raise StoreError(
+                f"store {self.path} has format {_U64.unpack(version)[0]}, "
+                f"this version reads {FORMAT_VERSION}"
+            )
+        raw_offset = self._meta.get(K_OFFSET)
+        raw_digest = self._meta.get(K_DIGEST)
+        self.applied_offset = _U64.unpack(raw_offset)[0] if raw_offset else 0
+        self.digest = _U64.unpack(raw_digest)[0] if raw_digest else 0
+        self._closed = False
+
+    def handle(self, cf: str):  # type: ignore[no-untyped-def]
+        return self._handles[cf]
+
+    def cf(self, name: str) -> Rdict:
+        return self.db.get_column_family(name)
+
+    def state(self, key: bytes) -> bytes | None:
+        return self._meta.get(key)
+
+    def begin(self) -> Batch:
+        return Batch(self)
+
+    def commit(self, batch: Batch, next_offset: int) -> None:
+        """Write the batch, the next offset and the new digest atomically."""
+        if next_offset < self.applied_offset:
+            raise StoreError(f"offset would go back from {self.applied_offset} to {next_offset}")
+        digest = (self.digest + batch.delta) & MASK
+        batch.put_state(K_OFFSET, u64(next_offset))
+        batch.put_state(K_DIGEST, u64(digest))
+        self.db.write(batch._wb, self._write_opts)
+        self.applied_offset = next_offset
+        self.digest = digest
+
+    def scan_digest(self, lock: AbstractContextManager[object] | None = None) -> tuple[int, int]:
+        """Recompute (applied offset, digest) from what is on disk.
+
+        RocksDB snapshots here are per column family, so they are all taken
+        under ``lock`` (the partition's writer lock): no batch can land between
+        them, and the scan itself then runs without holding up ingest.
+        """
+        with lock or nullcontext():
+            snaps = {name: self.cf(name).snapshot() for name in self.column_families}
+            meta = self._meta.snapshot()
+        total = 0
+        for name, snap in snaps.items():
+            for key, value in snap.items():
+                total = (total + kv_hash(name, key, value)) & MASK
+        try:
+            offset_bytes = meta[K_OFFSET]
+        except KeyError:
+            offset_bytes = None
+        del snaps, meta
+        return (_U64.unpack(offset_bytes)[0] if offset_bytes else 0), total
+
+    def checkpoint(self, target: Path) -> int:
+        """A consistent copy of the store at ``target``; returns its applied offset."""
+        if target.exists():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.db.flush()
+        Checkpoint(self.db).create_checkpoint(str(target))
+        copy = PartitionStore(target, self.column_families)
+        try:
+            return copy.applied_offset
+        finally:
+            copy.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._handles.clear()
+        self._meta.close()
+        self.db.close()
