@@ -114,7 +114,8 @@ class ServerSettings:
 class CollectorSettings:
     spool_dir: str = ".pegasus/spool"
     spool_max_bytes: int = 2 * 1024**3
-    #: "always" fsyncs every frame, "interval" once per fsync_interval_ms, "never" leaves it to the OS
+    #: "always" fsyncs every frame, "interval" once per fsync_interval_ms,
+    #: "never" leaves it to the OS
     fsync: str = "interval"
     fsync_interval_ms: int = 200
     #: most points in one Kafka message

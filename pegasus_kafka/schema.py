@@ -99,8 +99,16 @@ class RecordCodec:
         buf = io.BytesIO(data)
         try:
             record = fastavro.schemaless_reader(buf, self.schema, None)
-        except (EOFError, ValueError, IndexError, TypeError, KeyError, UnicodeDecodeError,
-                OverflowError, MemoryError) as exc:
+        except (
+            EOFError,
+            ValueError,
+            IndexError,
+            TypeError,
+            KeyError,
+            UnicodeDecodeError,
+            OverflowError,
+            MemoryError,
+        ) as exc:
             raise MalformedRecord(self.name, f"{type(exc).__name__}: {exc}") from None
         if buf.tell() != len(data):
             raise MalformedRecord(self.name, f"{len(data) - buf.tell()} trailing bytes")
@@ -204,7 +212,7 @@ def _as_ms(value: Any) -> int:
     """fastavro turns timestamp-millis into datetimes; the RDS keeps integers."""
     if isinstance(value, int):
         return value
-    return int(round(value.timestamp() * 1000))
+    return round(value.timestamp() * 1000)
 
 
 def decode_record(name: str, data: bytes | None) -> dict[str, Any]:

@@ -21,7 +21,9 @@ _ERROR = {
 _ERRORS = {"400": _ERROR, "404": _ERROR, "503": _ERROR}
 
 
-def _param(name: str, schema: dict[str, Any], required: bool, where: str = "query") -> dict[str, Any]:
+def _param(
+    name: str, schema: dict[str, Any], required: bool, where: str = "query"
+) -> dict[str, Any]:
     return {"name": name, "in": where, "required": required, "schema": schema}
 
 
@@ -44,8 +46,10 @@ SPEC: dict[str, Any] = {
                     _param("ikeys", {"type": "string", "pattern": "^[0-9, ]+$"}, True),
                     _LOCAL,
                 ],
-                "responses": {"200": {"description": "One entry per key, in request order"},
-                              **_ERRORS},
+                "responses": {
+                    "200": {"description": "One entry per key, in request order"},
+                    **_ERRORS,
+                },
             }
         },
         "/v1/history": {

@@ -127,9 +127,7 @@ class Queries:
             "quality": samples.quality.tolist(),
         }
 
-    def events(
-        self, t0: int, t1: int, limit: int, only: int | None = None
-    ) -> list[dict[str, Any]]:
+    def events(self, t0: int, t1: int, limit: int, only: int | None = None) -> list[dict[str, Any]]:
         if t1 < t0:
             raise QueryError("time range: 'to' is before 'from'")
         out: list[dict[str, Any]] = []
@@ -229,8 +227,12 @@ def _current_rows(mat: ScanPartition, keys: np.ndarray) -> list[dict[str, Any]]:
         k = int(keys[i])
         if k in rows:
             lo_e, lo_n, hi_n, hi_e = (finite(x) for x in limits["values"][i])
-            rows[k]["limits"] = {"emergency_low": lo_e, "normal_low": lo_n,
-                                 "normal_high": hi_n, "emergency_high": hi_e}
+            rows[k]["limits"] = {
+                "emergency_low": lo_e,
+                "normal_low": lo_n,
+                "normal_high": hi_n,
+                "emergency_high": hi_e,
+            }
     missing = [int(k) for k in keys if int(k) not in rows]
     if missing:
         raise UnknownPoint(f"unknown point(s): {', '.join(map(str, missing[:10]))}")

@@ -31,7 +31,11 @@ from pegasus_kafka.schema import BACKUP, PRIMARY
 
 def _bench_config(cfg: Config, points: int, data_dir: Path) -> Config:
     site = SiteConfig(
-        name="bench", code=99, scan_period_ms=5000, points=points, seed=7,
+        name="bench",
+        code=99,
+        scan_period_ms=5000,
+        points=points,
+        seed=7,
         hosts=(HostConfig("ems-a", "primary"), HostConfig("ems-b", "backup")),
     )
     return cfg.with_overrides(
@@ -58,7 +62,9 @@ def _end_offsets(cfg: Config) -> dict[tuple[str, int], int]:
     try:
         out = {}
         for p in range(cfg.topics.partitions):
-            _low, high = consumer.get_watermark_offsets(TopicPartition(cfg.scan_topic, p), timeout=10)
+            _low, high = consumer.get_watermark_offsets(
+                TopicPartition(cfg.scan_topic, p), timeout=10
+            )
             out[(cfg.scan_topic, p)] = int(high)
         return out
     finally:
@@ -82,11 +88,23 @@ def _raw_consume(cfg: Config, ends: dict[tuple[str, int], int]) -> float:
 def _ring_ingest(cfg: Config, ends: dict[tuple[str, int], int], timeout: float) -> float:
     ring = f"bench-ring-{uuid.uuid4().hex[:6]}"
     writer = RegistryWriter(cfg)
-    writer.put(ring_key(ring), {
-        "kind": "RING", "ring": ring, "server": None, "state": "SYNCING", "endpoint": None,
-        "owned": [], "standby": [], "lag": 0, "sync_mode": "replay", "created_ms": now_ms(),
-        "updated_ms": now_ms(), "retired_ms": None,
-    })
+    writer.put(
+        ring_key(ring),
+        {
+            "kind": "RING",
+            "ring": ring,
+            "server": None,
+            "state": "SYNCING",
+            "endpoint": None,
+            "owned": [],
+            "standby": [],
+            "lag": 0,
+            "sync_mode": "replay",
+            "created_ms": now_ms(),
+            "updated_ms": now_ms(),
+            "retired_ms": None,
+        },
+    )
     writer.flush()
     server = RingServer(cfg, ring, "bench")
     thread = threading.Thread(target=server.run, daemon=True)

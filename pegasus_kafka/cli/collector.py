@@ -22,14 +22,26 @@ def collector() -> None:
 @collector.command()
 @click.option("--site", "site_name", required=True, help="Site name from the config.")
 @click.option("--host", "host_name", required=True, help="EMS host of that site.")
-@click.option("--source", type=click.Choice(["sim"]), default="sim", show_default=True,
-              help="Where scans come from.")
+@click.option(
+    "--source",
+    type=click.Choice(["sim"]),
+    default="sim",
+    show_default=True,
+    help="Where scans come from.",
+)
 @click.option("--from-scan", type=int, default=None, help="First scan number (default: now).")
 @click.option("--scans", type=int, default=None, help="Stop after this many scans.")
 @click.option("--no-pace", is_flag=True, help="Send scans as fast as possible (replay, tests).")
 @click.pass_context
-def run(ctx: click.Context, site_name: str, host_name: str, source: str,
-        from_scan: int | None, scans: int | None, no_pace: bool) -> None:
+def run(
+    ctx: click.Context,
+    site_name: str,
+    host_name: str,
+    source: str,
+    from_scan: int | None,
+    scans: int | None,
+    no_pace: bool,
+) -> None:
     """Collect HOST's scans of SITE into the scan topic until SIGINT/SIGTERM."""
     cfg = state(ctx).cfg
     site = cfg.site(site_name)

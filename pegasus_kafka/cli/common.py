@@ -29,7 +29,8 @@ class State:
 def setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(
-        level=level, stream=sys.stderr,
+        level=level,
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
@@ -46,7 +47,8 @@ class PegasusGroup(click.Group):
 
 
 def state(ctx: click.Context) -> State:
-    return ctx.find_root().obj  # type: ignore[no-any-return]
+    obj: State = ctx.find_root().obj
+    return obj
 
 
 def emit_json(obj: Any) -> None:

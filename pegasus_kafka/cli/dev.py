@@ -5,12 +5,16 @@ from __future__ import annotations
 import click
 
 from pegasus_kafka.cli.common import PegasusGroup, emit_json
+from pegasus_kafka.cli.demo import demo
 from pegasus_kafka.kafka import broker as local
 
 
 @click.group(cls=PegasusGroup)
 def dev() -> None:
     """Development helpers (a real local Kafka broker)."""
+
+
+dev.add_command(demo)
 
 
 @dev.group(cls=PegasusGroup)
@@ -38,13 +42,21 @@ def stop() -> None:
 def status(as_json: bool) -> None:
     """Whether the broker runs, and its bootstrap address."""
     b = local.default_broker()
-    info = {"running": b.pid() is not None, "bootstrap": b.bootstrap(), "pid": b.pid(),
-            "state_dir": str(b.state_dir), "version": local.KAFKA_VERSION}
+    info = {
+        "running": b.pid() is not None,
+        "bootstrap": b.bootstrap(),
+        "pid": b.pid(),
+        "state_dir": str(b.state_dir),
+        "version": local.KAFKA_VERSION,
+    }
     if as_json:
         emit_json(info)
     else:
-        click.echo(f"running at {info['bootstrap']} (pid {info['pid']})" if info["running"]
-                   else "not running")
+        click.echo(
+            f"running at {info['bootstrap']} (pid {info['pid']})"
+            if info["running"]
+            else "not running"
+        )
 
 
 @kafka.command()

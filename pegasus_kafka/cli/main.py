@@ -16,8 +16,13 @@ from pegasus_kafka.cli.topics import topics
 
 
 @click.group(cls=PegasusGroup)
-@click.option("--config", "config_path", envvar="PEGASUS_CONFIG", metavar="PATH",
-              help="TOML config file (default: $PEGASUS_CONFIG, else built-in defaults).")
+@click.option(
+    "--config",
+    "config_path",
+    envvar="PEGASUS_CONFIG",
+    metavar="PATH",
+    help="TOML config file (default: $PEGASUS_CONFIG, else built-in defaults).",
+)
 @click.option("-v", "--verbose", count=True, help="-v for info logs, -vv for debug.")
 @click.version_option(__version__, prog_name="pegasus")
 @click.pass_context

@@ -32,11 +32,17 @@ def current(ctx: click.Context, ikeys: tuple[int, ...]) -> None:
 
 @query.command()
 @click.argument("ikey", type=int)
-@click.option("--from", "t0", type=int, default=None, help="Start, ms since the epoch (default: 1 h ago).")
+@click.option(
+    "--from", "t0", type=int, default=None, help="Start, ms since the epoch (default: 1 h ago)."
+)
 @click.option("--to", "t1", type=int, default=None, help="End, ms since the epoch (default: now).")
-@click.option("--host", default=None, help="One host's raw stream ('site/host') instead of resolved.")
+@click.option(
+    "--host", default=None, help="One host's raw stream ('site/host') instead of resolved."
+)
 @click.pass_context
-def history(ctx: click.Context, ikey: int, t0: int | None, t1: int | None, host: str | None) -> None:
+def history(
+    ctx: click.Context, ikey: int, t0: int | None, t1: int | None, host: str | None
+) -> None:
     """Samples of IKEY over a time range, one JSON line each."""
     t1 = t1 if t1 is not None else int(time.time() * 1000)
     t0 = t0 if t0 is not None else t1 - 3_600_000

@@ -32,19 +32,38 @@ def _view(cfg: Config) -> RegistryView:
     return view
 
 
-def ring_record(name: str, state_name: str, created_ms: int, sync_mode: str = "replay",
-                retired_ms: int | None = None) -> dict[str, Any]:
+def ring_record(
+    name: str,
+    state_name: str,
+    created_ms: int,
+    sync_mode: str = "replay",
+    retired_ms: int | None = None,
+) -> dict[str, Any]:
     return {
-        "kind": "RING", "ring": name, "server": None, "state": state_name, "endpoint": None,
-        "owned": [], "standby": [], "lag": 0, "sync_mode": sync_mode,
-        "created_ms": created_ms, "updated_ms": now_ms(), "retired_ms": retired_ms,
+        "kind": "RING",
+        "ring": name,
+        "server": None,
+        "state": state_name,
+        "endpoint": None,
+        "owned": [],
+        "standby": [],
+        "lag": 0,
+        "sync_mode": sync_mode,
+        "created_ms": created_ms,
+        "updated_ms": now_ms(),
+        "retired_ms": retired_ms,
     }
 
 
 @ring.command()
 @click.argument("name")
-@click.option("--start", "start_n", type=int, default=0,
-              help="Also start N local servers of the ring and run until Ctrl-C (dev).")
+@click.option(
+    "--start",
+    "start_n",
+    type=int,
+    default=0,
+    help="Also start N local servers of the ring and run until Ctrl-C (dev).",
+)
 @click.pass_context
 def add(ctx: click.Context, name: str, start_n: int) -> None:
     """Register ring NAME (state syncing); its servers replay the topics from offset zero."""
@@ -84,20 +103,28 @@ def _ring_rows(cfg: Config, view: RegistryView) -> list[dict[str, Any]]:
     rows = []
     for name, rec in sorted(view.rings().items()):
         servers = live_servers(cfg, view, name)
-        rows.append({
-            "ring": name,
-            "state": rec["state"],
-            "serving": ring_serving(cfg, view, name),
-            "complete": ring_complete(cfg, view, name),
-            "servers": len(servers),
-            "lag": sum(s.lag for s in servers),
-            "created_ms": rec["created_ms"],
-            "server_detail": [
-                {"server": s.server, "state": s.state, "endpoint": s.endpoint,
-                 "owned": list(s.owned), "standby": list(s.standby), "lag": s.lag}
-                for s in servers
-            ],
-        })
+        rows.append(
+            {
+                "ring": name,
+                "state": rec["state"],
+                "serving": ring_serving(cfg, view, name),
+                "complete": ring_complete(cfg, view, name),
+                "servers": len(servers),
+                "lag": sum(s.lag for s in servers),
+                "created_ms": rec["created_ms"],
+                "server_detail": [
+                    {
+                        "server": s.server,
+                        "state": s.state,
+                        "endpoint": s.endpoint,
+                        "owned": list(s.owned),
+                        "standby": list(s.standby),
+                        "lag": s.lag,
+                    }
+                    for s in servers
+                ],
+            }
+        )
     return rows
 
 
@@ -117,8 +144,9 @@ def list_rings(ctx: click.Context, as_json: bool) -> None:
         return
     table = Table("ring", "state", "serving", "servers", "lag")
     for r in rows:
-        table.add_row(r["ring"], r["state"], "yes" if r["serving"] else "no", str(r["servers"]),
-                      str(r["lag"]))
+        table.add_row(
+            r["ring"], r["state"], "yes" if r["serving"] else "no", str(r["servers"]), str(r["lag"])
+        )
     Console().print(table)
 
 
@@ -142,16 +170,28 @@ def status(ctx: click.Context, name: str | None, as_json: bool) -> None:
     table = Table("ring", "server", "state", "endpoint", "owned", "lag")
     for r in rows:
         for s in r["server_detail"]:
-            table.add_row(r["ring"], s["server"], s["state"], s["endpoint"],
-                          str(len(s["owned"])), str(s["lag"]))
+            table.add_row(
+                r["ring"],
+                s["server"],
+                s["state"],
+                s["endpoint"],
+                str(len(s["owned"])),
+                str(s["lag"]),
+            )
     Console().print(table)
 
 
 @ring.command()
 @click.argument("name")
 @click.option("--force", is_flag=True, help="Remove even the last in-sync ring.")
-@click.option("--wait", "wait_s", type=float, default=60.0, show_default=True,
-              help="Seconds to wait for the ring's servers to leave.")
+@click.option(
+    "--wait",
+    "wait_s",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for the ring's servers to leave.",
+)
 @click.pass_context
 def remove(ctx: click.Context, name: str, force: bool, wait_s: float) -> None:
     """Retire ring NAME, wait for its servers to stop, delete its consumer group."""
@@ -168,8 +208,9 @@ def remove(ctx: click.Context, name: str, force: bool, wait_s: float) -> None:
                 "(use --force to do it anyway)"
             )
         writer = RegistryWriter(cfg)
-        writer.put(ring_key(name), ring_record(name, "RETIRED", rec["created_ms"],
-                                               retired_ms=now_ms()))
+        writer.put(
+            ring_key(name), ring_record(name, "RETIRED", rec["created_ms"], retired_ms=now_ms())
+        )
         writer.flush()
         deadline = time.monotonic() + wait_s
         while live_servers(cfg, view, name) and time.monotonic() < deadline:

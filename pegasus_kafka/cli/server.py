@@ -23,8 +23,12 @@ def server() -> None:
 
 @server.command()
 @click.option("--ring", "ring_name", required=True, help="Ring (consumer group) to join.")
-@click.option("--id", "server_id", default=None, help="Server id within the ring (default: host-pid).")
-@click.option("--port", type=int, default=0, show_default=True, help="HTTP port (0: any free port).")
+@click.option(
+    "--id", "server_id", default=None, help="Server id within the ring (default: host-pid)."
+)
+@click.option(
+    "--port", type=int, default=0, show_default=True, help="HTTP port (0: any free port)."
+)
 @click.pass_context
 def run(ctx: click.Context, ring_name: str, server_id: str | None, port: int) -> None:
     """Join RING, materialise its partitions and serve queries until SIGINT/SIGTERM."""
@@ -58,8 +62,17 @@ def spawn_servers(
         cmd = [sys.executable, "-m", "pegasus_kafka.cli.main"]
         if config_path:
             cmd += ["--config", config_path]
-        cmd += ["-v", "server", "run", "--ring", ring, "--id", f"s{i + 1}",
-                "--port", str(base_port + i if base_port else 0)]
+        cmd += [
+            "-v",
+            "server",
+            "run",
+            "--ring",
+            ring,
+            "--id",
+            f"s{i + 1}",
+            "--port",
+            str(base_port + i if base_port else 0),
+        ]
         out = None
         if log_dir is not None:
             log_dir.mkdir(parents=True, exist_ok=True)

@@ -84,11 +84,13 @@ class PegasusClient:
         degraded = len(rings) < self._registered() or len(closed) < len(order)
         if degraded != self.degraded:
             self.degraded = degraded
-            log.warning("smart client %s mode rings=%s", "degraded" if degraded else "normal", names)
+            log.warning(
+                "smart client %s mode rings=%s", "degraded" if degraded else "normal", names
+            )
         errors = []
         for ring in order:
             servers = rings[ring]
-            for endpoint in servers[start % len(servers):] + servers[: start % len(servers)]:
+            for endpoint in servers[start % len(servers) :] + servers[: start % len(servers)]:
                 try:
                     resp = self._http.get(f"{endpoint}{path}", params=params)
                 except httpx.HTTPError as exc:

@@ -39,14 +39,19 @@ class Collector:
         if err is not None:
             self.failed += 1
             self.last_error = f"{err.name()}: {err.str()}"
-            log.error("delivery failed site=%s host=%s error=%s", self.site.name,
-                      self.source.host, self.last_error)
+            log.error(
+                "delivery failed site=%s host=%s error=%s",
+                self.site.name,
+                self.source.host,
+                self.last_error,
+            )
 
     def _produce(self, topic: str, partition: int, key: bytes, value: bytes) -> None:
         while True:
             try:
-                self.producer.produce(topic, value=value, key=key, partition=partition,
-                                      on_delivery=self._delivered)
+                self.producer.produce(
+                    topic, value=value, key=key, partition=partition, on_delivery=self._delivered
+                )
                 return
             except BufferError:
                 self.producer.poll(0.05)
@@ -63,8 +68,12 @@ class Collector:
         """Read scan ``seq`` from the source and send it; returns frames sent."""
         result = self.source.read(seq)
         header = ScanHeader(
-            site=self.site.name, host=self.source.host, role=result.role, seq=seq,
-            scan_time_ms=result.scan_time_ms, scan_period_ms=self.site.scan_period_ms,
+            site=self.site.name,
+            host=self.source.host,
+            role=result.role,
+            seq=seq,
+            scan_time_ms=result.scan_time_ms,
+            scan_period_ms=self.site.scan_period_ms,
         )
         key = f"{self.site.name}/{self.source.host}".encode()
         frames = 0
@@ -78,8 +87,12 @@ class Collector:
         events = codec("pegasus.SystemEvent")
         event_partition = self.site.code % self.cfg.topics.partitions
         for event in result.events:
-            self._produce(self.cfg.events_topic, event_partition, self.site.name.encode(),
-                          events.encode(event))
+            self._produce(
+                self.cfg.events_topic,
+                event_partition,
+                self.site.name.encode(),
+                events.encode(event),
+            )
         self.producer.poll(0)
         self.sent_frames += frames
         return frames
@@ -119,7 +132,10 @@ class Collector:
 
     def status(self) -> dict[str, Any]:
         return {
-            "site": self.site.name, "host": self.source.host,
-            "frames": self.sent_frames, "points": self.sent_points,
-            "failed": self.failed, "last_error": self.last_error,
+            "site": self.site.name,
+            "host": self.source.host,
+            "frames": self.sent_frames,
+            "points": self.sent_points,
+            "failed": self.failed,
+            "last_error": self.last_error,
         }

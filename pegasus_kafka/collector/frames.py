@@ -67,7 +67,9 @@ def cut_frames(
                         data_type=scan.data_type,
                         chunk=chunk,
                         ikeys=scan.ikeys[rows],
-                        values=scan.values[rows] if scan.data_type != LIMIT else scan.values[rows, :],
+                        values=scan.values[rows]
+                        if scan.data_type != LIMIT
+                        else scan.values[rows, :],
                         quality=scan.quality[rows],
                         changes=changes,
                     ),

@@ -66,7 +66,11 @@ class SiteField:
         self.unit_idx = rng.integers(0, len(UNITS), n)
         self.base = np.select(
             [self.unit_idx == 0, self.unit_idx == 1, self.unit_idx == 2],
-            [rng.uniform(20, 400, n), rng.uniform(-80, 80, n), rng.choice([115.0, 230.0, 345.0], n)],
+            [
+                rng.uniform(20, 400, n),
+                rng.uniform(-80, 80, n),
+                rng.choice([115.0, 230.0, 345.0], n),
+            ],
             rng.uniform(100, 1200, n),
         )
         self.phase = rng.uniform(0, 2 * np.pi, n)
@@ -125,7 +129,9 @@ class SiteField:
         toggles = np.where(since >= 0, since // self.interval + 1, 0)
         state = np.where(toggles % 2 == 1, 3.0 - self.initial_state, self.initial_state)
         changed = (since >= 0) & (since % self.interval == 0)
-        momentary = ~changed & (scan % self.momentary_interval == self.offset % self.momentary_interval)
+        # Momentaries fall half an interval away from real changes.
+        phase = scan - self.offset - self.interval // 2
+        momentary = ~changed & (phase >= 0) & (phase % self.momentary_interval == 0)
         changes = np.where(changed, 1, np.where(momentary, 2, 0)).astype(np.uint8)
         return state, changes
 

@@ -54,10 +54,17 @@ class SimSource:
             p = self.field.point(i)
             out.append(
                 {
-                    "ikey": p.ikey, "version": 1, "valid_from_ms": 0, "change": "CREATED",
-                    "site": self.site.name, "ems_id": p.ems_id, "name": p.name,
-                    "substation": p.substation, "device": p.device,
-                    "data_type": DATA_TYPES[p.data_type], "units": p.units,
+                    "ikey": p.ikey,
+                    "version": 1,
+                    "valid_from_ms": 0,
+                    "change": "CREATED",
+                    "site": self.site.name,
+                    "ems_id": p.ems_id,
+                    "name": p.name,
+                    "substation": p.substation,
+                    "device": p.device,
+                    "data_type": DATA_TYPES[p.data_type],
+                    "units": p.units,
                     "resolution": p.resolution,
                 }
             )
@@ -72,8 +79,13 @@ class SimSource:
         for dtype in (ANALOG, 2, STATUS):
             sel = f.dtype == dtype
             scans.append(
-                Scan(dtype, f.ikeys[sel], values[sel], quality[sel],
-                     changes[sel] if dtype == STATUS else None)
+                Scan(
+                    dtype,
+                    f.ikeys[sel],
+                    values[sel],
+                    quality[sel],
+                    changes[sel] if dtype == STATUS else None,
+                )
             )
         # Limits travel once an hour (and with the first scan a collector sends).
         if seq % max(1, 3_600_000 // self.site.scan_period_ms) == 0 or not self._limits_sent:
@@ -87,8 +99,12 @@ class SimSource:
                 action = "closed" if values[i] == 2 else "opened"
                 events.append(
                     {
-                        "site": self.site.name, "host": self.host, "seq": seq * 10_000 + j,
-                        "time_ms": t - 1_000, "kind": "OPERATOR_ACTION", "ikey": int(f.ikeys[i]),
+                        "site": self.site.name,
+                        "host": self.host,
+                        "seq": seq * 10_000 + j,
+                        "time_ms": t - 1_000,
+                        "kind": "OPERATOR_ACTION",
+                        "ikey": int(f.ikeys[i]),
                         "operator": f"op{int(i) % 7 + 1}",
                         "text": f"{f.point(int(i)).name} {action} by operator op{int(i) % 7 + 1}",
                     }

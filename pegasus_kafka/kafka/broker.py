@@ -9,6 +9,7 @@ test session can each run one without touching the other.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -226,9 +227,7 @@ class LocalBroker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise BrokerError(
-                    f"broker exited with code {proc.returncode}; see {self.log_file}"
-                )
+                raise BrokerError(f"broker exited with code {proc.returncode}; see {self.log_file}")
             if _port_open(port) and self._answers(bootstrap):
                 self.bootstrap_file.write_text(bootstrap)
                 log.info("local broker up bootstrap=%s pid=%s", bootstrap, proc.pid)
@@ -275,11 +274,11 @@ class LocalBroker:
 
 def _reap(pid: int) -> None:
     """Collect a child's exit status so it does not linger as a zombie."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def default_broker() -> LocalBroker:
-    return LocalBroker(Path(os.environ.get("PEGASUS_BROKER_DIR", REPO_ROOT / ".pegasus" / "broker")))
+    return LocalBroker(
+        Path(os.environ.get("PEGASUS_BROKER_DIR", REPO_ROOT / ".pegasus" / "broker"))
+    )

@@ -17,6 +17,8 @@ from pegasus_kafka.config import Config
 from pegasus_kafka.errors import KafkaUnavailable
 
 log = logging.getLogger(__name__)
+#: librdkafka's own log lines go through Python logging, not straight to stderr
+rdkafka_log = logging.getLogger("librdkafka")
 
 
 def _log_error(err: KafkaError) -> None:
@@ -25,7 +27,11 @@ def _log_error(err: KafkaError) -> None:
 
 
 def base_conf(cfg: Config) -> dict[str, Any]:
-    conf: dict[str, Any] = {"bootstrap.servers": cfg.kafka.bootstrap, "error_cb": _log_error}
+    conf: dict[str, Any] = {
+        "bootstrap.servers": cfg.kafka.bootstrap,
+        "error_cb": _log_error,
+        "logger": rdkafka_log,
+    }
     conf.update(cfg.kafka.client)
     return conf
 

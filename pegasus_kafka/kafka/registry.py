@@ -104,8 +104,8 @@ class RegistryView:
             for msg in msgs:
                 if msg.error():
                     continue
-                position = msg.offset() + 1
-                key = msg.key().decode()
+                position = (msg.offset() or 0) + 1
+                key = (msg.key() or b"").decode()
                 with self._lock:
                     if msg.value() is None:
                         self.records.pop(key, None)

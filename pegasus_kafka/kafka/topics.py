@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka.admin import ConfigResource, NewTopic, ResourceType
 
@@ -73,7 +74,10 @@ def ensure_topics(cfg: Config, timeout: float = 30.0) -> EnsureReport:
     missing = [s for s in specs if s.name not in existing]
     if missing:
         futures = client.create_topics(
-            [NewTopic(s.name, s.partitions, s.replication_factor, config=s.configs) for s in missing],
+            [
+                NewTopic(s.name, s.partitions, s.replication_factor, config=s.configs)
+                for s in missing
+            ],
             operation_timeout=timeout,
         )
         for name, fut in futures.items():
@@ -95,7 +99,7 @@ def ensure_topics(cfg: Config, timeout: float = 30.0) -> EnsureReport:
     return report
 
 
-def _compare(client, spec: TopicSpec, meta, timeout: float) -> list[str]:  # type: ignore[no-untyped-def]
+def _compare(client: Any, spec: TopicSpec, meta: Any, timeout: float) -> list[str]:
     problems = []
     parts = len(meta.partitions)
     if parts != spec.partitions:

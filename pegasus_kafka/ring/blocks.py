@@ -101,8 +101,12 @@ def encode(s: Samples) -> bytes:
         value_bytes = _shuffle(bits ^ np.concatenate(([np.uint64(0)], bits[:-1])))
         mode, scale = MODE_FLOAT, 0
     has_changes = s.changes is not None
-    parts = [_shuffle(times), value_bytes, s.quality.astype(np.uint8).tobytes(),
-             s.role.astype(np.uint8).tobytes()]
+    parts = [
+        _shuffle(times),
+        value_bytes,
+        s.quality.astype(np.uint8).tobytes(),
+        s.role.astype(np.uint8).tobytes(),
+    ]
     if has_changes:
         assert s.changes is not None
         parts.append(s.changes.astype(np.uint8).tobytes())
@@ -112,7 +116,7 @@ def encode(s: Samples) -> bytes:
 
 def decode(blob: bytes) -> Samples:
     try:
-        magic, version, mode, scale, width, has_changes, n, _t0 = _HEADER.unpack_from(blob)
+        magic, version, mode, scale, width, has_changes, n, t0 = _HEADER.unpack_from(blob)
     except struct.error:
         raise StoreError("block too short for its header") from None
     if magic != MAGIC or version != VERSION:
@@ -124,7 +128,7 @@ def decode(blob: bytes) -> Samples:
         raise StoreError("block body has the wrong length")
     offsets = np.cumsum([0, *sizes])
     chunk = [body[offsets[i] : offsets[i + 1]] for i in range(5)]
-    times = np.cumsum(_unshuffle(chunk[0], "<i8", n))
+    times = t0 + np.cumsum(_unshuffle(chunk[0], "<i8", n))
     if mode == MODE_DECIMAL:
         ints = np.cumsum(_unshuffle(chunk[1], "<i8", nv))
         flat = ints.astype(np.float64) / 10.0**scale
@@ -156,9 +160,7 @@ def concat(parts: list[Samples]) -> Samples:
         values=np.concatenate([p.values for p in parts])[order],
         quality=np.concatenate([p.quality for p in parts])[order],
         role=np.concatenate([p.role for p in parts])[order],
-        changes=np.concatenate([p.changes for p in parts])[order]  # type: ignore[misc]
-        if has_changes
-        else None,
+        changes=np.concatenate([p.changes for p in parts])[order] if has_changes else None,
     )
 
 

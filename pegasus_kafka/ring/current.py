@@ -2,10 +2,11 @@
 
 Update rule, a pure function of the frames in offset order:
 
-* a PRIMARY sample replaces the current one if it is not older;
-* a BACKUP sample replaces it if the current one is also from a backup and
-  not newer, or if it is more than 1.5 scan periods newer (the primary has
-  stopped sending).
+* a PRIMARY sample replaces a primary one that is not newer, and a backup
+  one from the same scan or earlier (the backup scans a little later, so
+  "same scan" means within half a scan period);
+* a BACKUP sample replaces a backup one that is not newer, and a primary one
+  more than 1.5 scan periods older (the primary has stopped sending).
 """
 
 from __future__ import annotations
@@ -48,7 +49,12 @@ class CurrentTable:
         role = np.full(len(keys), BACKUP, np.uint8)
         role[pos] = self.role
         self.keys, self.values, self.quality, self.time, self.host, self.role = (
-            keys, values, quality, time, host, role
+            keys,
+            values,
+            quality,
+            time,
+            host,
+            role,
         )
 
     def update(self, frame: Frame, host_id: int) -> None:
@@ -63,11 +69,11 @@ class CurrentTable:
             idx = np.searchsorted(self.keys, frame.ikeys)
         t = frame.scan_time_ms
         cur_t = self.time[idx]
+        cur_primary = self.role[idx] == PRIMARY
         if frame.role == PRIMARY:
-            take = t >= cur_t
+            take = np.where(cur_primary, t >= cur_t, t >= cur_t - frame.scan_period_ms // 2)
         else:
-            stale = t > cur_t + (3 * frame.scan_period_ms) // 2
-            take = ((self.role[idx] == BACKUP) & (t >= cur_t)) | stale
+            take = np.where(cur_primary, t > cur_t + (3 * frame.scan_period_ms) // 2, t >= cur_t)
         sel = idx[take]
         self.values[sel] = frame.values[take]
         self.quality[sel] = frame.quality[take]
@@ -85,8 +91,13 @@ class CurrentTable:
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
         np.savez(
-            buf, keys=self.keys, values=self.values, quality=self.quality,
-            time=self.time, host=self.host, role=self.role,
+            buf,
+            keys=self.keys,
+            values=self.values,
+            quality=self.quality,
+            time=self.time,
+            host=self.host,
+            role=self.role,
         )
         return buf.getvalue()
 

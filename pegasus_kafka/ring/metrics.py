@@ -8,7 +8,9 @@ from pegasus_kafka.ring.scan import ApplyResult
 
 SAMPLES = Counter("pegasus_ring_samples", "Samples materialised", ["ring", "topic"])
 RECORDS = Counter("pegasus_ring_records", "Records applied", ["ring", "topic"])
-DUPLICATES = Counter("pegasus_ring_duplicates", "Records skipped as already applied", ["ring", "topic"])
+DUPLICATES = Counter(
+    "pegasus_ring_duplicates", "Records skipped as already applied", ["ring", "topic"]
+)
 DEAD = Counter("pegasus_ring_dead_letters", "Records skipped as malformed", ["ring", "topic"])
 LAG = Gauge("pegasus_ring_lag_records", "Records not yet applied", ["ring", "topic", "partition"])
 BATCH = Histogram(
@@ -19,7 +21,9 @@ BATCH = Histogram(
 )
 
 
-def observe_batch(ring: str, topic: str, partition: int, result: ApplyResult, seconds: float) -> None:
+def observe_batch(
+    ring: str, topic: str, partition: int, result: ApplyResult, seconds: float
+) -> None:
     del partition  # per-partition detail lives in the lag gauge; rates stay per topic
     SAMPLES.labels(ring, topic).inc(result.samples)
     RECORDS.labels(ring, topic).inc(result.applied)

@@ -80,7 +80,7 @@ class EventPartition(RecordPartition):
         return True
 
     def events(self, t0: int, t1: int, limit: int = 10_000) -> list[dict[str, Any]]:
-        out = []
+        out: list[dict[str, Any]] = []
         it = self.store.cf("events").iter()
         it.seek(u64(max(t0, 0)))
         while it.valid() and len(out) < limit:
@@ -117,7 +117,7 @@ class MetaPartition(RecordPartition):
 
     def versions(self, ikey: int) -> list[dict[str, Any]]:
         prefix = _ikey_bytes(ikey)
-        out = []
+        out: list[dict[str, Any]] = []
         it = self.store.cf("versions").iter()
         it.seek(prefix)
         while it.valid() and it.key().startswith(prefix):

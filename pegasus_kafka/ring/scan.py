@@ -20,6 +20,7 @@ them, which is the same on every ring.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import struct
@@ -33,7 +34,7 @@ from pegasus_kafka.errors import MalformedRecord
 from pegasus_kafka.ring import blocks
 from pegasus_kafka.ring.blocks import Samples
 from pegasus_kafka.ring.current import CurrentTable
-from pegasus_kafka.ring.store import Batch, PartitionStore, u64
+from pegasus_kafka.ring.store import Batch, PartitionStore, kv_hash, raw_items, u64
 from pegasus_kafka.schema import LIMIT, STATUS, Frame, decode_frame
 
 log = logging.getLogger(__name__)
@@ -82,14 +83,14 @@ class ScanPartition:
             snap = store.state(b"current/%d" % t)
             if snap:
                 self.current[t] = CurrentTable.from_bytes(snap, width_of(t))
-        self.head: list[tuple[int, Frame]] = []
+        # Unsealed frames: (offset, frame, digest term of its stored bytes).
+        self.head: list[tuple[int, Frame, int]] = []
         self.head_samples = 0
         # Rebuild the in-memory head (and current values past the last seal)
         # from the frames the store still holds, in offset order.
-        for key, value in store.cf("frames").items():
-            frame = decode_frame(value)
+        for key, value in raw_items(store.cf("frames").items()):
             offset = struct.unpack(">Q", key)[0]
-            self._add_to_head(offset, frame)
+            self._add_to_head(offset, decode_frame(value), kv_hash("frames", key, value))
 
     # -- ingest -----------------------------------------------------------------
 
@@ -100,15 +101,17 @@ class ScanPartition:
         self.periods[name] = frame.scan_period_ms
         return self.hosts.index(name)
 
-    def _add_to_head(self, offset: int, frame: Frame) -> None:
+    def _add_to_head(self, offset: int, frame: Frame, term: int) -> None:
         host_id = self._host_id(frame)
-        self.head.append((offset, frame))
+        self.head.append((offset, frame, term))
         self.head_samples += frame.count
         self.current[frame.data_type].update(frame, host_id)
 
     def _is_duplicate(self, frame: Frame) -> bool:
-        name = f"{frame.site}/{frame.host}"
-        position = [frame.seq, frame.data_type, frame.chunk]
+        # Per host and data type, a partition receives frames in (seq, chunk)
+        # order: the collector sends them so, and the idempotent producer keeps it.
+        name = f"{frame.site}/{frame.host}/{frame.data_type}"
+        position = [frame.seq, frame.chunk]
         last = self.dedup.get(name)
         if last is not None and position <= last:
             return True
@@ -118,7 +121,7 @@ class ScanPartition:
     def _should_seal(self) -> bool:
         if self.head_samples >= self.seal_samples:
             return True
-        times = [f.scan_time_ms for _, f in self.head]
+        times = [f.scan_time_ms for _, f, _ in self.head]
         return bool(times) and max(times) - min(times) >= self.seal_span_ms
 
     def apply(self, records: list[tuple[int, bytes | None, bytes | None]]) -> ApplyResult:
@@ -138,8 +141,8 @@ class ScanPartition:
                 if self._is_duplicate(frame):
                     result.duplicates += 1
                     continue
-                batch.put("frames", u64(offset), value or b"")
-                self._add_to_head(offset, frame)
+                term = batch.put("frames", u64(offset), value or b"")
+                self._add_to_head(offset, frame, term)
                 result.applied += 1
                 result.samples += frame.count
                 if self._should_seal():
@@ -162,13 +165,11 @@ class ScanPartition:
         """Regroup the head into per-(point, host, day) blocks and drop it."""
         self.seal_seq += 1
         for dtype in range(4):
-            frames = [f for _, f in self.head if f.data_type == dtype]
+            frames = [f for _, f, _ in self.head if f.data_type == dtype]
             if frames:
                 self._seal_type(batch, dtype, frames)
-        frames_cf = self.store.cf("frames")
-        for offset, _ in self.head:
-            key = u64(offset)
-            batch.delete("frames", key, frames_cf[key])
+        for offset, _, term in self.head:
+            batch.delete("frames", u64(offset), term)
         for t in range(4):
             batch.put_state(b"current/%d" % t, self.current[t].to_bytes())
         self.head = []
@@ -179,11 +180,11 @@ class ScanPartition:
         day = cols["times"] // DAY_MS
         order = np.lexsort((cols["arrival"], cols["times"], day, cols["host"], cols["ikeys"]))
         ikeys, host, day = cols["ikeys"][order], cols["host"][order], day[order]
-        change = np.flatnonzero(
-            (np.diff(ikeys) != 0) | (np.diff(host) != 0) | (np.diff(day) != 0)
-        ) + 1
+        change = (
+            np.flatnonzero((np.diff(ikeys) != 0) | (np.diff(host) != 0) | (np.diff(day) != 0)) + 1
+        )
         bounds = np.concatenate(([0], change, [len(order)]))
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        for a, b in itertools.pairwise(bounds):
             sel = order[a:b]
             samples = Samples(
                 times=cols["times"][sel],
@@ -221,7 +222,7 @@ class ScanPartition:
         """Raw samples of one point in [t0, t1], per host ("site/host")."""
         with self.lock:
             hosts = list(self.hosts)
-            head = [f for _, f in self.head if f.data_type == dtype]
+            head = [f for _, f, _ in self.head if f.data_type == dtype]
             host_ids = [hosts.index(f"{f.site}/{f.host}") for f in head]
         blocks_cf = self.store.cf("blocks")
         out: dict[str, Samples] = {}

@@ -74,7 +74,11 @@ class RingServer:
             offset = mat.store.applied_offset
             log.info(
                 "partition assigned ring=%s server=%s topic=%s partition=%d offset=%d",
-                self.ring, self.server_id, tp.topic, tp.partition, offset,
+                self.ring,
+                self.server_id,
+                tp.topic,
+                tp.partition,
+                offset,
             )
             assigned.append(TopicPartition(tp.topic, tp.partition, offset))
         consumer.incremental_assign(assigned)
@@ -90,7 +94,11 @@ class RingServer:
                 mat.close()
                 log.info(
                     "partition revoked ring=%s server=%s topic=%s partition=%d offset=%d",
-                    self.ring, self.server_id, tp.topic, tp.partition, mat.store.applied_offset,
+                    self.ring,
+                    self.server_id,
+                    tp.topic,
+                    tp.partition,
+                    mat.store.applied_offset,
                 )
         self._heartbeat()
 
@@ -104,7 +112,9 @@ class RingServer:
         self.registry.wait_caught_up()
         rec = self.registry.ring(self.ring)
         if rec is None:
-            raise RegistryError(f"ring '{self.ring}' is not registered: run 'pegasus ring add {self.ring}'")
+            raise RegistryError(
+                f"ring '{self.ring}' is not registered: run 'pegasus ring add {self.ring}'"
+            )
         if rec["state"] == "RETIRED":
             raise RegistryError(f"ring '{self.ring}' is retired; add it again to reuse the name")
 
@@ -123,7 +133,9 @@ class RingServer:
         )
         consumer = self._consumer
         consumer.subscribe(
-            list(self.cfg.data_topics), on_assign=self._on_assign, on_revoke=self._on_revoke,
+            list(self.cfg.data_topics),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
             on_lost=self._on_revoke,
         )
         next_beat = 0.0
@@ -140,7 +152,9 @@ class RingServer:
             self._shutdown(consumer)
 
     def _apply(self, consumer: Consumer, msgs: list[Any]) -> None:
-        by_tp: dict[tuple[str, int], list[tuple[int, bytes | None, bytes | None]]] = defaultdict(list)
+        by_tp: dict[tuple[str, int], list[tuple[int, bytes | None, bytes | None]]] = defaultdict(
+            list
+        )
         for msg in msgs:
             if msg.error():
                 log.warning("consume error ring=%s error=%s", self.ring, msg.error())
@@ -158,11 +172,17 @@ class RingServer:
             if records[0][0] != applied:
                 log.error(
                     "offset gap ring=%s topic=%s partition=%d expected=%d got=%d",
-                    self.ring, topic, partition, applied, records[0][0],
+                    self.ring,
+                    topic,
+                    partition,
+                    applied,
+                    records[0][0],
                 )
             started = time.perf_counter()
             result = mat.apply(records)
-            metrics.observe_batch(self.ring, topic, partition, result, time.perf_counter() - started)
+            metrics.observe_batch(
+                self.ring, topic, partition, result, time.perf_counter() - started
+            )
             self._dead_letters(topic, partition, records, result)
             commits.append(TopicPartition(topic, partition, mat.store.applied_offset))
         if commits:
@@ -171,7 +191,9 @@ class RingServer:
             except KafkaException as exc:
                 log.warning("group offset commit failed ring=%s error=%s", self.ring, exc)
 
-    def _dead_letters(self, topic: str, partition: int, records: list[Any], result: ApplyResult) -> None:
+    def _dead_letters(
+        self, topic: str, partition: int, records: list[Any], result: ApplyResult
+    ) -> None:
         if not result.dead:
             return
         by_offset = {r[0]: r for r in records}
@@ -179,14 +201,24 @@ class RingServer:
             _, key, value = by_offset[offset]
             log.warning(
                 "record skipped ring=%s topic=%s partition=%d offset=%d reason=%s",
-                self.ring, topic, partition, offset, reason,
+                self.ring,
+                topic,
+                partition,
+                offset,
+                reason,
             )
             letter = {
-                "ring": self.ring, "topic": topic, "partition": partition, "offset": offset,
-                "reason": reason, "key": key, "value": value,
+                "ring": self.ring,
+                "topic": topic,
+                "partition": partition,
+                "offset": offset,
+                "reason": reason,
+                "key": key,
+                "value": value,
             }
             self._dlq.produce(
-                self.cfg.deadletter_topic, key=f"{topic}:{partition}:{offset}".encode(),
+                self.cfg.deadletter_topic,
+                key=f"{topic}:{partition}:{offset}".encode(),
                 value=codec("pegasus.DeadLetter").encode(letter),
             )
         self._dlq.poll(0)
@@ -213,7 +245,9 @@ class RingServer:
     def in_sync(self) -> bool:
         with self.lock:
             owned = set(self.parts)
-            lagging = [tp for tp in owned if self.lag.get(tp, 1 << 62) > self.cfg.server.in_sync_lag]
+            lagging = [
+                tp for tp in owned if self.lag.get(tp, 1 << 62) > self.cfg.server.in_sync_lag
+            ]
         return self.assigned_once and not lagging
 
     def owned(self) -> list[str]:
@@ -242,7 +276,12 @@ class RingServer:
         try:
             self._writer.put(server_key(self.ring, self.server_id), record)
         except (BufferError, KafkaException) as exc:
-            log.warning("registry heartbeat failed ring=%s server=%s error=%s", self.ring, self.server_id, exc)
+            log.warning(
+                "registry heartbeat failed ring=%s server=%s error=%s",
+                self.ring,
+                self.server_id,
+                exc,
+            )
         self._promote_ring()
 
     def _promote_ring(self) -> None:

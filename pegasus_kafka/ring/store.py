@@ -29,8 +29,10 @@ import hashlib
 import logging
 import shutil
 import struct
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any, cast
 
 from rocksdict import (
     Checkpoint,
@@ -57,6 +59,11 @@ _U64 = struct.Struct(">Q")
 def u64(n: int) -> bytes:
     """Big-endian fixed width, so RocksDB's byte order is numeric order."""
     return _U64.pack(n)
+
+
+def raw_items(items: Iterable[Any]) -> Iterator[tuple[bytes, bytes]]:
+    """Items of a raw-mode store, typed as the bytes they are."""
+    return cast(Iterator[tuple[bytes, bytes]], iter(items))
 
 
 def kv_hash(cf: str, key: bytes, value: bytes) -> int:
@@ -86,15 +93,18 @@ class Batch:
         self.delta = 0
         self.writes = 0
 
-    def put(self, cf: str, key: bytes, value: bytes) -> None:
+    def put(self, cf: str, key: bytes, value: bytes) -> int:
+        """Stage a put; returns its digest term, which a later delete needs."""
+        term = kv_hash(cf, key, value)
         self._wb.put(key, value, self._store.handle(cf))
-        self.delta = (self.delta + kv_hash(cf, key, value)) & MASK
+        self.delta = (self.delta + term) & MASK
         self.writes += 1
+        return term
 
-    def delete(self, cf: str, key: bytes, old_value: bytes) -> None:
-        """Delete a key whose current value the caller knows (the digest needs it)."""
+    def delete(self, cf: str, key: bytes, term: int) -> None:
+        """Delete a key, given the digest term its put returned (or ``kv_hash`` of it)."""
         self._wb.delete(key, self._store.handle(cf))
-        self.delta = (self.delta - kv_hash(cf, key, old_value)) & MASK
+        self.delta = (self.delta - term) & MASK
         self.writes += 1
 
     def put_state(self, key: bytes, value: bytes) -> None:
@@ -133,7 +143,7 @@ class PartitionStore:
         self.digest = _U64.unpack(raw_digest)[0] if raw_digest else 0
         self._closed = False
 
-    def handle(self, cf: str):  # type: ignore[no-untyped-def]
+    def handle(self, cf: str) -> Any:
         return self._handles[cf]
 
     def cf(self, name: str) -> Rdict:
@@ -168,7 +178,7 @@ class PartitionStore:
             meta = self._meta.snapshot()
         total = 0
         for name, snap in snaps.items():
-            for key, value in snap.items():
+            for key, value in raw_items(snap.items()):
                 total = (total + kv_hash(name, key, value)) & MASK
         try:
             offset_bytes = meta[K_OFFSET]

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pegasus_kafka.errors import MalformedRecord
+from pegasus_kafka.schema import (
+    BACKUP,
+    LIMIT,
+    STATUS,
+    Frame,
+    codec,
+    decode_frame,
+    decode_record,
+    encode_frame,
+    schemas,
+)
+
+SAMPLES = {
+    "pegasus.PointMeta": {
+        "ikey": 1 << 40 | 7,
+        "version": 2,
+        "valid_from_ms": 1_700_000_000_000,
+        "change": "RENAMED",
+        "site": "north",
+        "ems_id": "north:7",
+        "name": "SS1.AN7",
+        "substation": "SS1",
+        "device": "LINE",
+        "data_type": "ANALOG",
+        "units": "MW",
+        "resolution": 0.1,
+    },
+    "pegasus.SystemEvent": {
+        "site": "north",
+        "host": "ems-a",
+        "seq": 9,
+        "time_ms": 1_700_000_000_000,
+        "kind": "OPERATOR_ACTION",
+        "ikey": 5,
+        "operator": "op1",
+        "text": "BRK5 opened",
+    },
+    "pegasus.RingRecord": {
+        "kind": "SERVER",
+        "ring": "ring-a",
+        "server": "s1",
+        "state": "IN_SYNC",
+        "endpoint": "http://127.0.0.1:1",
+        "owned": ["pegasus.scan:0"],
+        "standby": [],
+        "lag": 3,
+        "sync_mode": "replay",
+        "created_ms": 1,
+        "updated_ms": 2,
+        "retired_ms": None,
+    },
+    "pegasus.DeadLetter": {
+        "ring": "ring-a",
+        "topic": "pegasus.scan",
+        "partition": 1,
+        "offset": 5,
+        "reason": "bad",
+        "key": b"k",
+        "value": b"\x00\x01",
+    },
+}
+
+
+def _frame(dtype: int = STATUS, n: int = 5) -> Frame:
+    width = 4 if dtype == LIMIT else 1
+    values = np.arange(n * width, dtype=np.float64) / 10
+    return Frame(
+        site="north",
+        host="ems-b",
+        role=BACKUP,
+        seq=42,
+        scan_time_ms=1_700_000_000_123,
+        scan_period_ms=5000,
+        data_type=dtype,
+        chunk=1,
+        ikeys=np.arange(n, dtype=np.int64) + 100,
+        values=values.reshape(n, 4) if width == 4 else values,
+        quality=np.array([0, 0x80, 0x40, 0, 2][:n], np.uint8),
+        changes=np.array([0, 1, 2, 0, 0][:n], np.uint8)
+        if dtype == STATUS
+        else np.zeros(0, np.uint8),
+    )
+
+
+def test_every_schema_parses_once() -> None:
+    assert schemas() is schemas()
+    assert set(SAMPLES) | {"pegasus.ScanFrame", "pegasus.DataType", "pegasus.HostRole"} == set(
+        schemas()
+    )
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_records_round_trip(name: str) -> None:
+    data = codec(name).encode(SAMPLES[name])
+    assert decode_record(name, data) == SAMPLES[name]
+
+
+@pytest.mark.parametrize("dtype", [0, 1, 2, 3])
+def test_frames_round_trip_to_numpy(dtype: int) -> None:
+    frame = _frame(dtype)
+    back = decode_frame(encode_frame(frame))
+    assert back.site == frame.site and back.seq == 42 and back.role == BACKUP
+    assert back.scan_time_ms == frame.scan_time_ms and back.chunk == 1
+    np.testing.assert_array_equal(back.ikeys, frame.ikeys)
+    np.testing.assert_array_equal(back.values, frame.values)
+    np.testing.assert_array_equal(back.quality, frame.quality)
+    np.testing.assert_array_equal(back.changes, frame.changes)
+    assert back.ikeys.dtype == np.int64 and back.values.dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\xff\xff\xff", b"\x00" * 3],
+)
+def test_malformed_bytes_raise_a_specific_error(data: bytes) -> None:
+    with pytest.raises(MalformedRecord):
+        decode_frame(data)
+
+
+def test_truncated_and_padded_frames_are_refused() -> None:
+    good = encode_frame(_frame())
+    with pytest.raises(MalformedRecord):
+        decode_frame(good[:-4])
+    with pytest.raises(MalformedRecord, match="trailing"):
+        decode_frame(good + b"\x00")
+
+
+def test_column_length_must_match_count() -> None:
+    rec = _frame().to_record()
+    rec["count"] = 6
+    with pytest.raises(MalformedRecord, match="column"):
+        decode_frame(codec("pegasus.ScanFrame").encode(rec))
+
+
+def test_every_frame_field_is_documented() -> None:
+    frame_schema = schemas()["pegasus.ScanFrame"]
+    assert all(f.get("doc") for f in frame_schema["fields"])

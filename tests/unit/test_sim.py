@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import numpy as np
+
+from pegasus_kafka.collector.frames import ScanHeader, cut_frames
+from pegasus_kafka.collector.sim import SiteField
+from pegasus_kafka.collector.sources import SimSource
+from pegasus_kafka.config import SiteConfig
+from pegasus_kafka.keys import partitions_of, site_code_of
+from pegasus_kafka.schema import ACCUMULATOR, ANALOG, BACKUP, PRIMARY, STATUS
+
+SITE = SiteConfig(name="n", code=3, scan_period_ms=5000, points=2000, seed=5, status_rate=2000)
+
+
+def test_same_seed_same_field_for_any_start() -> None:
+    one, two = SiteField(SITE), SiteField(SITE)
+    assert np.array_equal(one.values(500, 2_500_000, 1)[0], two.values(500, 2_500_000, 1)[0])
+    assert np.array_equal(one.status(10_000)[0], two.status(10_000)[0])
+
+
+def test_hosts_read_nearly_the_same_field() -> None:
+    a, b = SimSource(SITE, "a", PRIMARY), SimSource(SITE, "b", BACKUP)
+    ra, rb = a.read(100), b.read(100)
+    va, vb = ra.scans[0].values, rb.scans[0].values
+    assert not np.array_equal(va, vb), "two hosts are not byte-identical"
+    assert np.allclose(va, vb, rtol=0.05, atol=2.0)
+    assert rb.scan_time_ms > ra.scan_time_ms
+
+
+def test_analogs_are_quantized_and_accumulators_grow() -> None:
+    f = SiteField(SITE)
+    v0, _ = f.values(100, 500_000, 1)
+    v1, _ = f.values(200, 1_000_000, 1)
+    analog = f.dtype == ANALOG
+    steps = v0[analog] / f.resolution[analog]
+    assert np.allclose(steps, np.round(steps), atol=1e-6)
+    acc = f.dtype == ACCUMULATOR
+    assert (v1[acc] >= v0[acc]).all() and (v1[acc] > v0[acc]).any()
+    assert (v0[f.out_of_service & analog] == 0).all()
+
+
+def test_status_changes_are_reported_with_momentaries() -> None:
+    f = SiteField(SITE)
+    status = f.dtype == STATUS
+    before, _ = f.status(999)
+    after, changes = f.status(1000)
+    flipped = status & (before != after)
+    assert (changes[flipped] == 1).all()
+    momentary_total = sum(int((f.status(k)[1][status] == 2).sum()) for k in range(60_000, 60_400))
+    assert momentary_total > 0
+
+
+def test_keys_carry_the_site_and_frames_cover_each_point_once() -> None:
+    src = SimSource(SITE, "a", PRIMARY)
+    res = src.read(7)
+    assert {site_code_of(int(k)) for k in src.field.ikeys} == {3}
+    header = ScanHeader("n", "a", PRIMARY, 7, res.scan_time_ms, 5000)
+    for scan in res.scans:
+        frames = cut_frames(header, scan, 4, 100)
+        keys = np.concatenate([f.ikeys for _, f in frames])
+        assert sorted(keys.tolist()) == sorted(scan.ikeys.tolist())
+        for p, frame in frames:
+            assert (partitions_of(frame.ikeys, 4) == p).all()
+            assert frame.count <= 100
