@@ -158,6 +158,10 @@ class Config:
         """The topics every ring materialises."""
         return (self.scan_topic, self.meta_topic, self.events_topic)
 
+    def group_id(self, ring: str) -> str:
+        """The ring's consumer group: systems sharing a cluster keep their groups apart."""
+        return f"{self.kafka.topic_prefix}.ring.{ring}"
+
     def site(self, name: str) -> SiteConfig:
         for site in self.sites:
             if site.name == name:

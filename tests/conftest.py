@@ -27,7 +27,7 @@ def make_config(
         points=points,
         substations=5,
         seed=11,
-        status_rate=20_000.0,
+        status_rate=2_000_000.0,
         hosts=(HostConfig("ems-a", "primary"), HostConfig("ems-b", "backup")),
     )
     return base.with_overrides(

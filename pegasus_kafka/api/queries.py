@@ -79,13 +79,8 @@ class Queries:
                 continue
             rows.extend(_current_rows(mat, keys))
         for endpoint, keys in remote.items():
-            resp = self._http.get(
-                f"{endpoint}/v1/current",
-                params={"ikeys": ",".join(map(str, keys)), "local": "1"},
-            )
-            if resp.status_code != 200:
-                raise NotInSync(f"peer {endpoint} answered {resp.status_code}")
-            rows.extend(resp.json()["points"])
+            body = self._peer(endpoint, "/v1/current", {"ikeys": ",".join(map(str, keys))})
+            rows.extend(body["points"])
         order = {int(k): i for i, k in enumerate(ikeys)}
         rows.sort(key=lambda r: order.get(r["ikey"], 0))
         return rows
@@ -100,13 +95,10 @@ class Queries:
             owner = self._owner(self.cfg.scan_topic, p)
             if owner is None:
                 raise NotInSync(f"no server of ring '{self.server.ring}' owns partition {p}")
-            params: dict[str, Any] = {"ikey": ikey, "from": t0, "to": t1, "local": "1"}
+            params: dict[str, Any] = {"ikey": ikey, "from": t0, "to": t1}
             if host:
                 params["host"] = host
-            resp = self._http.get(f"{owner}/v1/history", params=params)
-            if resp.status_code != 200:
-                raise NotInSync(f"peer {owner} answered {resp.status_code}")
-            return dict(resp.json())
+            return self._peer(owner, "/v1/history", params)
         dtype = next((t for t in VALUE_TYPES if mat.knows(t, ikey)), None)
         if dtype is None:
             raise UnknownPoint(f"unknown point {ikey}")
@@ -160,13 +152,31 @@ class Queries:
         owner = self._owner(topic, partition)
         if owner is None:
             raise NotInSync(f"no server of ring '{self.server.ring}' owns {topic}:{partition}")
-        resp = self._http.get(
-            f"{owner}/v1/{path}", params={**params, "local": "1", "partition": partition}
-        )
-        if resp.status_code != 200:
-            raise NotInSync(f"peer {owner} answered {resp.status_code}")
-        body = resp.json()
+        body = self._peer(owner, f"/v1/{path}", {**params, "partition": partition})
         return list(body.get("events", body.get("versions", [])))
+
+    def _peer(self, endpoint: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Ask a server of the same ring about its own partitions only.
+
+        A peer's verdict on the query itself (unknown point, bad range) is
+        passed on as it is; anything else means the ring cannot answer now.
+        """
+        try:
+            resp = self._http.get(f"{endpoint}{path}", params={**params, "local": "1"})
+        except httpx.HTTPError as exc:
+            raise NotInSync(f"peer {endpoint} unreachable: {type(exc).__name__}") from None
+        try:
+            body = resp.json()
+        except ValueError:
+            body = {}
+        if resp.status_code == 200:
+            return dict(body)
+        detail = body.get("detail", f"HTTP {resp.status_code}")
+        if resp.status_code == 404:
+            raise UnknownPoint(detail)
+        if resp.status_code == 400:
+            raise QueryError(detail)
+        raise NotInSync(f"peer {endpoint} answered {resp.status_code}: {detail}")
 
     def health(self) -> dict[str, Any]:
         srv = self.server

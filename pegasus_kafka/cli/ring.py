@@ -225,7 +225,7 @@ def remove(ctx: click.Context, name: str, force: bool, wait_s: float) -> None:
         writer.flush()
     finally:
         view.close()
-    _delete_group(cfg, name)
+    _delete_group(cfg, cfg.group_id(name))
     click.echo(f"ring {name} removed")
 
 

@@ -103,7 +103,10 @@ class PegasusClient:
                     raise UnknownPoint(body.get("detail", "unknown point"))
                 if 400 <= resp.status_code < 500:
                     raise QueryError(body.get("detail", f"HTTP {resp.status_code}"))
-                errors.append(f"{ring}@{endpoint}: {resp.status_code} {body.get('error', '')}")
+                errors.append(
+                    f"{ring}@{endpoint}: {resp.status_code} {body.get('error', '')} "
+                    f"{body.get('detail', '')}".rstrip()
+                )
                 break
             with self._lock:
                 self._open_until[ring] = time.monotonic() + self._cooldown_s

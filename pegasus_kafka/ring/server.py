@@ -1,6 +1,7 @@
 """A ring server: one member of its ring's consumer group.
 
-The group id is the ring's name, so every ring reads the full topics
+The group id derives from the ring's name (``<topic prefix>.ring.<name>``),
+so every ring reads the full topics
 independently. For each partition the group assigns, the server opens that
 partition's store, seeks to the store's own applied offset and materialises
 from there; on revocation it closes the store. Commit order is documented in
@@ -123,7 +124,7 @@ class RingServer:
         self._check_ring()
         self._consumer = clients.consumer(
             self.cfg,
-            self.ring,
+            self.cfg.group_id(self.ring),
             **{
                 "partition.assignment.strategy": "cooperative-sticky",
                 "client.id": f"{self.ring}/{self.server_id}",

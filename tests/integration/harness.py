@@ -1,0 +1,148 @@
+"""In-process ring servers with their HTTP APIs, and a simulated site, for tests."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from confluent_kafka import TopicPartition
+
+from pegasus_kafka.api.app import HttpServer, build_app
+from pegasus_kafka.api.queries import Queries
+from pegasus_kafka.collector.collector import Collector
+from pegasus_kafka.collector.sources import SimSource
+from pegasus_kafka.config import Config
+from pegasus_kafka.kafka import clients
+from pegasus_kafka.kafka.registry import RegistryWriter, now_ms, ring_key
+from pegasus_kafka.ring.server import RingServer
+from pegasus_kafka.schema import BACKUP, PRIMARY
+from tests.helpers import wait_for
+
+
+def register_ring(cfg: Config, name: str) -> None:
+    writer = RegistryWriter(cfg)
+    writer.put(
+        ring_key(name),
+        {
+            "kind": "RING",
+            "ring": name,
+            "server": None,
+            "state": "SYNCING",
+            "endpoint": None,
+            "owned": [],
+            "standby": [],
+            "lag": 0,
+            "sync_mode": "replay",
+            "created_ms": now_ms(),
+            "updated_ms": now_ms(),
+            "retired_ms": None,
+        },
+    )
+    writer.flush()
+
+
+@dataclass
+class RunningServer:
+    server: RingServer
+    http: HttpServer
+    queries: Queries
+    thread: threading.Thread
+
+    @property
+    def endpoint(self) -> str:
+        return self.http.endpoint
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.thread.join(timeout=60)
+        self.http.stop()
+        self.queries.close()
+
+
+@dataclass
+class Ring:
+    cfg: Config
+    name: str
+    servers: list[RunningServer] = field(default_factory=list)
+
+    def start_server(self, server_id: str) -> RunningServer:
+        srv = RingServer(self.cfg, self.name, server_id)
+        queries = Queries(srv)
+        http = HttpServer(build_app(queries), "127.0.0.1", 0)
+        srv.endpoint = http.endpoint
+        http.start()
+        thread = threading.Thread(target=srv.run, name=f"{self.name}/{server_id}", daemon=True)
+        thread.start()
+        running = RunningServer(srv, http, queries, thread)
+        self.servers.append(running)
+        return running
+
+    def endpoints(self) -> list[str]:
+        return [s.endpoint for s in self.servers if s.thread.is_alive()]
+
+    def health(self) -> list[dict[str, Any]]:
+        return [httpx.get(f"{e}/v1/health", timeout=10).json() for e in self.endpoints()]
+
+    def partitions(self) -> dict[str, dict[str, Any]]:
+        """Applied offset and digest of every partition, gathered from the servers."""
+        out: dict[str, dict[str, Any]] = {}
+        for h in self.health():
+            out.update(h["partitions"])
+        return out
+
+    def stop(self) -> None:
+        for s in self.servers:
+            if s.thread.is_alive():
+                s.stop()
+
+
+def start_ring(cfg: Config, name: str, servers: int = 2) -> Ring:
+    register_ring(cfg, name)
+    ring = Ring(cfg, name)
+    for i in range(servers):
+        ring.start_server(f"s{i + 1}")
+    return ring
+
+
+def produce_site(cfg: Config, scans: range) -> list[Collector]:
+    """Both hosts' scans of the configured site, as fast as Kafka takes them."""
+    site = cfg.sites[0]
+    out = []
+    for host, role in ((site.hosts[0].name, PRIMARY), (site.hosts[1].name, BACKUP)):
+        col = Collector(cfg, SimSource(site, host, role))
+        col.publish_metadata()
+        col.run(start=scans.start, count=len(scans), pace=False)
+        col.flush(60)
+        out.append(col)
+    return out
+
+
+def end_offsets(cfg: Config) -> dict[str, int]:
+    consumer = clients.consumer(cfg, "end-offsets-probe")
+    try:
+        return {
+            f"{t}:{p}": consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
+            for t in cfg.data_topics
+            for p in range(cfg.topics.partitions)
+        }
+    finally:
+        consumer.close()
+
+
+def wait_caught_up(ring: Ring, cfg: Config, timeout: float = 90.0) -> dict[str, dict[str, Any]]:
+    ends = end_offsets(cfg)
+
+    def caught_up() -> dict[str, dict[str, Any]] | None:
+        parts = ring.partitions()
+        done = all(parts.get(k, {}).get("applied_offset", -1) >= v for k, v in ends.items())
+        return parts if done else None
+
+    parts = wait_for(caught_up, timeout, f"ring {ring.name} to apply every record")
+    wait_for(
+        lambda: all(h["ring_in_sync"] for h in ring.health()),
+        timeout,
+        f"ring {ring.name} to report in sync",
+    )
+    return parts

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import ConfigResource, NewTopic, ResourceType
+
+from pegasus_kafka.errors import TopicMismatch
+from pegasus_kafka.kafka import clients
+from pegasus_kafka.kafka.topics import ensure_topics
+from tests.conftest import make_config
+
+
+def test_ensure_creates_then_validates(tmp_path: Path, kafka_bootstrap: str) -> None:
+    cfg = make_config(tmp_path, bootstrap=kafka_bootstrap)
+    first = ensure_topics(cfg)
+    assert sorted(first.created) == sorted(
+        [*cfg.data_topics, cfg.registry_topic, cfg.deadletter_topic]
+    )
+    second = ensure_topics(cfg)
+    assert second.created == [] and len(second.valid) == 5
+    admin = clients.admin(cfg)
+    res = ConfigResource(ResourceType.TOPIC, cfg.scan_topic)
+    entries = admin.describe_configs([res])[res].result(timeout=10)
+    assert entries["retention.ms"].value == "-1"
+    assert entries["unclean.leader.election.enable"].value == "false"
+    reg = ConfigResource(ResourceType.TOPIC, cfg.registry_topic)
+    assert (
+        admin.describe_configs([reg])[reg].result(timeout=10)["cleanup.policy"].value == "compact"
+    )
+
+
+def test_a_mismatch_is_reported_and_never_changed(tmp_path: Path, kafka_bootstrap: str) -> None:
+    cfg = make_config(tmp_path, bootstrap=kafka_bootstrap, partitions=3)
+    admin = clients.admin(cfg)
+    fut = admin.create_topics([NewTopic(cfg.scan_topic, 2, 1)])[cfg.scan_topic]
+    fut.result(timeout=30)
+    with pytest.raises(TopicMismatch) as err:
+        ensure_topics(cfg)
+    assert f"{cfg.scan_topic}: partitions is 2, config says 3" in str(err.value)
+    assert "retention.ms" in str(err.value)
+    md = admin.list_topics(timeout=10).topics[cfg.scan_topic]
+    assert len(md.partitions) == 2
