@@ -23,7 +23,7 @@ from pegasus_kafka.collector.collector import Collector
 from pegasus_kafka.collector.sources import SimSource
 from pegasus_kafka.config import Config, HostConfig, SiteConfig
 from pegasus_kafka.kafka import clients
-from pegasus_kafka.kafka.registry import RegistryWriter, now_ms, ring_key
+from pegasus_kafka.kafka.registry import RegistryWriter
 from pegasus_kafka.kafka.topics import ensure_topics
 from pegasus_kafka.ring.server import RingServer
 from pegasus_kafka.schema import BACKUP, PRIMARY
@@ -87,25 +87,7 @@ def _raw_consume(cfg: Config, ends: dict[tuple[str, int], int]) -> float:
 
 def _ring_ingest(cfg: Config, ends: dict[tuple[str, int], int], timeout: float) -> float:
     ring = f"bench-ring-{uuid.uuid4().hex[:6]}"
-    writer = RegistryWriter(cfg)
-    writer.put(
-        ring_key(ring),
-        {
-            "kind": "RING",
-            "ring": ring,
-            "server": None,
-            "state": "SYNCING",
-            "endpoint": None,
-            "owned": [],
-            "standby": [],
-            "lag": 0,
-            "sync_mode": "replay",
-            "created_ms": now_ms(),
-            "updated_ms": now_ms(),
-            "retired_ms": None,
-        },
-    )
-    writer.flush()
+    RegistryWriter(cfg).add_ring(ring)
     server = RingServer(cfg, ring, "bench")
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

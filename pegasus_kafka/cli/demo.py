@@ -3,8 +3,8 @@
 A local broker (unless ``PEGASUS_KAFKA_BOOTSTRAP`` names one), the topics, a
 simulated site with its primary and backup collectors, and the configured
 rings with their servers, each a separate process as in production. The demo
-starts clean every time: its state lives in ``.pegasus/demo`` and is wiped
-first.
+starts clean every time: its state lives in ``.pegasus/demo`` (or
+``$PEGASUS_DEMO_HOME``) and is wiped first.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pegasus_kafka.cli.common import state
 from pegasus_kafka.config import Config, RingConfig
 from pegasus_kafka.errors import PegasusError
 from pegasus_kafka.kafka.broker import REPO_ROOT, LocalBroker
-from pegasus_kafka.kafka.registry import RegistryView, RegistryWriter, now_ms, ring_key
+from pegasus_kafka.kafka.registry import RegistryView, RegistryWriter
 from pegasus_kafka.kafka.topics import ensure_topics
 from pegasus_kafka.ring.health import live_servers, ring_serving
 
@@ -80,24 +80,7 @@ class Demo:
         ensure_topics(self.cfg)
         writer = RegistryWriter(self.cfg)
         for ring in self.rings():
-            writer.put(
-                ring_key(ring.name),
-                {
-                    "kind": "RING",
-                    "ring": ring.name,
-                    "server": None,
-                    "state": "SYNCING",
-                    "endpoint": None,
-                    "owned": [],
-                    "standby": [],
-                    "lag": 0,
-                    "sync_mode": "replay",
-                    "created_ms": now_ms(),
-                    "updated_ms": now_ms(),
-                    "retired_ms": None,
-                },
-            )
-        writer.flush()
+            writer.add_ring(ring.name)
         for ring in self.rings():
             for i in range(ring.servers):
                 self._spawn(
@@ -177,7 +160,7 @@ def demo(ctx: click.Context, smoke: bool, timeout: float) -> None:
     """Run a broker, a simulated site (primary and backup host) and the configured rings."""
     st = state(ctx)
     cfg = st.cfg
-    home = REPO_ROOT / ".pegasus" / "demo"
+    home = Path(os.environ.get("PEGASUS_DEMO_HOME", REPO_ROOT / ".pegasus" / "demo"))
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     prefix = cfg.kafka.topic_prefix

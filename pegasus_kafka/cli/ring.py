@@ -15,7 +15,14 @@ from pegasus_kafka.cli.server import spawn_servers
 from pegasus_kafka.config import Config
 from pegasus_kafka.errors import RegistryError
 from pegasus_kafka.kafka import clients
-from pegasus_kafka.kafka.registry import RegistryView, RegistryWriter, now_ms, ring_key, server_key
+from pegasus_kafka.kafka.registry import (
+    RegistryView,
+    RegistryWriter,
+    now_ms,
+    ring_key,
+    ring_record,
+    server_key,
+)
 from pegasus_kafka.ring.health import live_servers, ring_complete, ring_serving
 
 
@@ -32,29 +39,6 @@ def _view(cfg: Config) -> RegistryView:
     return view
 
 
-def ring_record(
-    name: str,
-    state_name: str,
-    created_ms: int,
-    sync_mode: str = "replay",
-    retired_ms: int | None = None,
-) -> dict[str, Any]:
-    return {
-        "kind": "RING",
-        "ring": name,
-        "server": None,
-        "state": state_name,
-        "endpoint": None,
-        "owned": [],
-        "standby": [],
-        "lag": 0,
-        "sync_mode": sync_mode,
-        "created_ms": created_ms,
-        "updated_ms": now_ms(),
-        "retired_ms": retired_ms,
-    }
-
-
 @ring.command()
 @click.argument("name")
 @click.option(
@@ -64,8 +48,9 @@ def ring_record(
     default=0,
     help="Also start N local servers of the ring and run until Ctrl-C (dev).",
 )
+@click.option("--exist-ok", is_flag=True, help="Succeed if the ring is already registered.")
 @click.pass_context
-def add(ctx: click.Context, name: str, start_n: int) -> None:
+def add(ctx: click.Context, name: str, start_n: int, exist_ok: bool) -> None:
     """Register ring NAME (state syncing); its servers replay the topics from offset zero."""
     st = state(ctx)
     cfg = st.cfg
@@ -75,11 +60,12 @@ def add(ctx: click.Context, name: str, start_n: int) -> None:
     finally:
         view.close()
     if existing is not None and existing["state"] != "RETIRED":
-        raise RegistryError(f"ring '{name}' already exists (state {existing['state']})")
-    writer = RegistryWriter(cfg)
-    writer.put(ring_key(name), ring_record(name, "SYNCING", now_ms()))
-    writer.flush()
-    click.echo(f"ring {name} added (syncing); start servers with: pegasus server run --ring {name}")
+        if not exist_ok:
+            raise RegistryError(f"ring '{name}' already exists (state {existing['state']})")
+        click.echo(f"ring {name} already registered ({existing['state']})")
+    else:
+        RegistryWriter(cfg).add_ring(name)
+        click.echo(f"ring {name} added (syncing); start servers: pegasus server run --ring {name}")
     if start_n:
         procs = spawn_servers(st.config_path, name, start_n)
         signal.signal(signal.SIGTERM, _interrupt)

@@ -29,17 +29,32 @@ def server() -> None:
 @click.option(
     "--port", type=int, default=0, show_default=True, help="HTTP port (0: any free port)."
 )
+@click.option(
+    "--bind", "bind_host", default=None, help="Address to bind (default: server.http_host)."
+)
+@click.option(
+    "--advertise",
+    default=None,
+    help="Host name peers and clients reach this server by (default: the bind address).",
+)
 @click.pass_context
-def run(ctx: click.Context, ring_name: str, server_id: str | None, port: int) -> None:
+def run(
+    ctx: click.Context,
+    ring_name: str,
+    server_id: str | None,
+    port: int,
+    bind_host: str | None,
+    advertise: str | None,
+) -> None:
     """Join RING, materialise its partitions and serve queries until SIGINT/SIGTERM."""
     cfg = state(ctx).cfg
     server_id = server_id or f"{os.uname().nodename}-{os.getpid()}"
     srv = RingServer(cfg, ring_name, server_id)
     queries = Queries(srv)
-    http = HttpServer(build_app(queries), cfg.server.http_host, port)
-    srv.endpoint = http.endpoint
+    http = HttpServer(build_app(queries), bind_host or cfg.server.http_host, port)
+    srv.endpoint = f"http://{advertise}:{http.port}" if advertise else http.endpoint
     http.start()
-    click.echo(f"server {ring_name}/{server_id} serving {http.endpoint}", err=True)
+    click.echo(f"server {ring_name}/{server_id} serving {srv.endpoint}", err=True)
 
     def _stop(signum: int, frame: object) -> None:
         srv.stop()

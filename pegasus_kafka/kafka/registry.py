@@ -39,6 +39,30 @@ def server_key(ring: str, server: str) -> str:
     return f"server/{ring}/{server}"
 
 
+def ring_record(
+    ring: str,
+    state: str,
+    created_ms: int,
+    sync_mode: str = "replay",
+    retired_ms: int | None = None,
+) -> dict[str, Any]:
+    """A ring's own registry record."""
+    return {
+        "kind": "RING",
+        "ring": ring,
+        "server": None,
+        "state": state,
+        "endpoint": None,
+        "owned": [],
+        "standby": [],
+        "lag": 0,
+        "sync_mode": sync_mode,
+        "created_ms": created_ms,
+        "updated_ms": now_ms(),
+        "retired_ms": retired_ms,
+    }
+
+
 @dataclass(frozen=True)
 class ServerEntry:
     ring: str
@@ -67,6 +91,11 @@ class RegistryWriter:
     def flush(self, timeout: float = 10.0) -> None:
         if self._producer.flush(timeout) > 0:
             raise KafkaUnavailable(f"registry write not acknowledged within {timeout:.0f}s")
+
+    def add_ring(self, ring: str) -> None:
+        """Register a new ring as syncing, and wait until Kafka has it."""
+        self.put(ring_key(ring), ring_record(ring, "SYNCING", now_ms()))
+        self.flush()
 
 
 class RegistryView:

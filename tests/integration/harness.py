@@ -15,32 +15,14 @@ from pegasus_kafka.collector.collector import Collector
 from pegasus_kafka.collector.sources import SimSource
 from pegasus_kafka.config import Config
 from pegasus_kafka.kafka import clients
-from pegasus_kafka.kafka.registry import RegistryWriter, now_ms, ring_key
+from pegasus_kafka.kafka.registry import RegistryWriter
 from pegasus_kafka.ring.server import RingServer
 from pegasus_kafka.schema import BACKUP, PRIMARY
 from tests.helpers import wait_for
 
 
 def register_ring(cfg: Config, name: str) -> None:
-    writer = RegistryWriter(cfg)
-    writer.put(
-        ring_key(name),
-        {
-            "kind": "RING",
-            "ring": name,
-            "server": None,
-            "state": "SYNCING",
-            "endpoint": None,
-            "owned": [],
-            "standby": [],
-            "lag": 0,
-            "sync_mode": "replay",
-            "created_ms": now_ms(),
-            "updated_ms": now_ms(),
-            "retired_ms": None,
-        },
-    )
-    writer.flush()
+    RegistryWriter(cfg).add_ring(name)
 
 
 @dataclass
