@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -52,7 +53,10 @@ def _guard(fn: Callable[[Request], Any], needs_sync: bool = True) -> Handler:
         try:
             if needs_sync and request.query_params.get("local") != "1":
                 queries.require_in_sync()
-            body = fn(request)
+            # Handlers block (RocksDB reads, forwarding to peers): they run on the
+            # threadpool so one slow query, or two servers asking each other,
+            # never stalls the event loop.
+            body = await run_in_threadpool(fn, request)
         except UnknownPoint as exc:
             return _error(404, "unknown_point", exc.args[0])
         except QueryError as exc:

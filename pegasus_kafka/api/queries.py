@@ -196,7 +196,8 @@ class Queries:
             "ring_in_sync": ring_complete(self.cfg, srv.registry, srv.ring),
             "lag": srv.total_lag(),
             "owned": sorted(partitions),
-            "standby": [],
+            "standby": srv.standby.standby() if srv.standby else [],
+            "assigned_from": {f"{t}:{p}": list(v) for (t, p), v in srv.assigned_from.items()},
             "partitions": partitions,
         }
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,12 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from pegasus_kafka.config import Config
 from pegasus_kafka.errors import RegistryError
 from pegasus_kafka.kafka import clients
+from pegasus_kafka.kafka.messages import by_partition
 from pegasus_kafka.kafka.registry import RegistryView, RegistryWriter, now_ms, server_key
 from pegasus_kafka.ring import metrics
 from pegasus_kafka.ring.records import EventPartition, MetaPartition
 from pegasus_kafka.ring.scan import ApplyResult, ScanPartition
+from pegasus_kafka.ring.standby import StandbyKeeper
 from pegasus_kafka.ring.store import PartitionStore
 from pegasus_kafka.schema import codec
 
@@ -51,6 +52,9 @@ class RingServer:
         self._writer = RegistryWriter(cfg)
         self._dlq = clients.producer(cfg)
         self._consumer: Consumer | None = None
+        self.standby: StandbyKeeper | None = None
+        #: where each owned partition started: (offset, "standby" or "store")
+        self.assigned_from: dict[tuple[str, int], tuple[int, str]] = {}
 
     # -- partitions -------------------------------------------------------------
 
@@ -69,17 +73,21 @@ class RingServer:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         assigned = []
         for tp in partitions:
-            mat = self._open(tp.topic, tp.partition)
+            warm = self.standby.take(tp.topic, tp.partition) if self.standby else None
+            mat = warm or self._open(tp.topic, tp.partition)
+            offset = mat.store.applied_offset
+            source = "standby" if warm else "store"
             with self.lock:
                 self.parts[(tp.topic, tp.partition)] = mat
-            offset = mat.store.applied_offset
+                self.assigned_from[(tp.topic, tp.partition)] = (offset, source)
             log.info(
-                "partition assigned ring=%s server=%s topic=%s partition=%d offset=%d",
+                "partition assigned ring=%s server=%s topic=%s partition=%d offset=%d from=%s",
                 self.ring,
                 self.server_id,
                 tp.topic,
                 tp.partition,
                 offset,
+                source,
             )
             assigned.append(TopicPartition(tp.topic, tp.partition, offset))
         consumer.incremental_assign(assigned)
@@ -133,6 +141,7 @@ class RingServer:
             },
         )
         consumer = self._consumer
+        self.standby = StandbyKeeper(self.cfg, self.ring, self.server_id, self.registry, self._open)
         consumer.subscribe(
             list(self.cfg.data_topics),
             on_assign=self._on_assign,
@@ -147,22 +156,17 @@ class RingServer:
                     self._apply(consumer, msgs)
                 if time.monotonic() >= next_beat:
                     self._update_lag(consumer)
+                    with self.lock:
+                        owned = set(self.parts)
+                    self.standby.refresh(owned)
                     self._heartbeat()
                     next_beat = time.monotonic() + self.cfg.server.heartbeat_s
         finally:
             self._shutdown(consumer)
 
     def _apply(self, consumer: Consumer, msgs: list[Any]) -> None:
-        by_tp: dict[tuple[str, int], list[tuple[int, bytes | None, bytes | None]]] = defaultdict(
-            list
-        )
-        for msg in msgs:
-            if msg.error():
-                log.warning("consume error ring=%s error=%s", self.ring, msg.error())
-                continue
-            by_tp[(msg.topic(), msg.partition())].append((msg.offset(), msg.key(), msg.value()))
         commits = []
-        for (topic, partition), records in by_tp.items():
+        for (topic, partition), records in by_partition(msgs).items():
             mat = self.materialiser(topic, partition)
             if mat is None:
                 continue
@@ -267,7 +271,7 @@ class RingServer:
             "state": state or ("IN_SYNC" if self.in_sync() else "SYNCING"),
             "endpoint": self.endpoint or None,
             "owned": self.owned(),
-            "standby": [],
+            "standby": self.standby.standby() if self.standby else [],
             "lag": self.total_lag(),
             "sync_mode": "replay",
             "created_ms": self.started_ms,
@@ -312,6 +316,8 @@ class RingServer:
         except Exception as exc:
             log.warning("final heartbeat failed ring=%s error=%s", self.ring, exc)
         consumer.close()
+        if self.standby is not None:
+            self.standby.close()
         with self.lock:
             parts, self.parts = self.parts, {}
         for mat in parts.values():

@@ -128,3 +128,35 @@ def wait_caught_up(ring: Ring, cfg: Config, timeout: float = 90.0) -> dict[str, 
         f"ring {ring.name} to report in sync",
     )
     return parts
+
+
+def start_server_process(cfg: Config, ring: str, server_id: str, log_path: Any) -> Any:
+    """A ring server as its own OS process (for kill -9), configured through the environment."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    env.update(
+        PEGASUS_KAFKA_BOOTSTRAP=cfg.kafka.bootstrap,
+        PEGASUS_TOPIC_PREFIX=cfg.kafka.topic_prefix,
+        PEGASUS_DATA_DIR=cfg.store.data_dir,
+    )
+    env.pop("PEGASUS_CONFIG", None)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pegasus_kafka.cli.main",
+            "-v",
+            "server",
+            "run",
+            "--ring",
+            ring,
+            "--id",
+            server_id,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(log_path, "ab"),
+    )

@@ -72,3 +72,14 @@ def test_checkpoint_is_a_consistent_copy(tmp_path: Path) -> None:
     assert copy.digest == store.digest and copy.applied_offset == 7
     copy.close()
     store.close()
+
+
+def test_standby_targets_form_a_circle() -> None:
+    from pegasus_kafka.ring.standby import standby_targets
+
+    assert standby_targets(["s1", "s2"], "s1", 1) == ["s2"]
+    assert standby_targets(["s1", "s2"], "s2", 1) == ["s1"]
+    assert standby_targets(["s1", "s2", "s3"], "s1", 1) == ["s3"]
+    assert standby_targets(["s1", "s2", "s3"], "s1", 5) == ["s3", "s2"]
+    assert standby_targets(["s1"], "s1", 1) == []
+    assert standby_targets(["s1", "s2"], "s1", 0) == []

@@ -1,0 +1,158 @@
+"""Standby replicas: warm copies of partitions that other servers of the ring own.
+
+Which copies a server keeps follows from the registry alone: the ring's live
+servers sorted by id form a circle, and each server stands by for the
+partitions owned by the ``standby_replicas`` servers before it. With two
+servers each keeps a copy of everything the other owns.
+
+A standby partition is materialised into the same store directory it would
+use as an owner, by a consumer outside the group (plain ``assign``, no
+commits). When the group then assigns that partition to this server, the
+owner takes the open materialiser over as it is and resumes from its applied
+offset: no replay from zero.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from pegasus_kafka.config import Config
+from pegasus_kafka.kafka import clients
+from pegasus_kafka.kafka.messages import by_partition
+from pegasus_kafka.kafka.registry import RegistryView
+from pegasus_kafka.ring.health import live_servers
+
+if TYPE_CHECKING:
+    from pegasus_kafka.ring.server import Materialiser
+
+log = logging.getLogger(__name__)
+
+TP = tuple[str, int]
+
+
+def standby_targets(servers: list[str], me: str, replicas: int) -> list[str]:
+    """The servers whose partitions ``me`` keeps standby copies of."""
+    ring = sorted(set(servers) | {me})
+    if len(ring) < 2 or replicas < 1:
+        return []
+    i = ring.index(me)
+    return [ring[(i - k) % len(ring)] for k in range(1, min(replicas, len(ring) - 1) + 1)]
+
+
+class StandbyKeeper:
+    def __init__(
+        self,
+        cfg: Config,
+        ring: str,
+        server_id: str,
+        registry: RegistryView,
+        open_store: Callable[[str, int], Materialiser],
+    ) -> None:
+        self.cfg = cfg
+        self.ring = ring
+        self.server_id = server_id
+        self.registry = registry
+        self._open = open_store
+        self.parts: dict[TP, Materialiser] = {}
+        self._want: set[TP] = set()
+        self._unassign: list[TP] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._consumer: Consumer = clients.consumer(
+            cfg, f"{cfg.group_id(ring)}.standby.{server_id}.{uuid.uuid4().hex[:6]}"
+        )
+        self._thread = threading.Thread(target=self._run, name="standby", daemon=True)
+        self._thread.start()
+
+    def wanted(self, owned: set[TP]) -> set[TP]:
+        entries = live_servers(self.cfg, self.registry, self.ring)
+        targets = standby_targets(
+            [e.server for e in entries], self.server_id, self.cfg.server.standby_replicas
+        )
+        want: set[TP] = set()
+        for entry in entries:
+            if entry.server in targets:
+                for name in entry.owned:
+                    topic, _, part = name.rpartition(":")
+                    want.add((topic, int(part)))
+        return want - owned
+
+    def refresh(self, owned: set[TP]) -> None:
+        """Follow the registry: the standby thread starts and stops copies to match."""
+        want = self.wanted(owned)
+        with self._lock:
+            self._want = want
+
+    def take(self, topic: str, partition: int) -> Materialiser | None:
+        """Hand a warm copy over to the owner, or None if there is none."""
+        tp = (topic, partition)
+        with self._lock:
+            self._want.discard(tp)
+            mat = self.parts.pop(tp, None)
+            if mat is not None:
+                self._unassign.append(tp)
+            return mat
+
+    def standby(self) -> list[str]:
+        with self._lock:
+            return sorted(f"{t}:{p}" for t, p in self.parts)
+
+    def _sync_assignment(self) -> None:
+        """Runs on the standby thread, the only one that touches its consumer."""
+        with self._lock:
+            drop = [tp for tp in self.parts if tp not in self._want]
+            for tp in drop:
+                self.parts.pop(tp).close()
+            unassign = self._unassign + drop
+            self._unassign = []
+            assign = []
+            for tp in sorted(self._want - set(self.parts)):
+                mat = self._open(*tp)
+                self.parts[tp] = mat
+                assign.append(TopicPartition(tp[0], tp[1], mat.store.applied_offset))
+                log.info(
+                    "standby started ring=%s server=%s topic=%s partition=%d offset=%d",
+                    self.ring,
+                    self.server_id,
+                    tp[0],
+                    tp[1],
+                    mat.store.applied_offset,
+                )
+        if unassign:
+            self._consumer.incremental_unassign([TopicPartition(t, p) for t, p in unassign])
+        if assign:
+            self._consumer.incremental_assign(assign)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._sync_assignment()
+            except KafkaException as exc:
+                log.warning("standby assignment failed ring=%s error=%s", self.ring, exc)
+            msgs = self._consumer.consume(num_messages=2000, timeout=0.2)
+            if not msgs:
+                continue
+            with self._lock:
+                for tp, records in by_partition(msgs).items():
+                    mat = self.parts.get(tp)
+                    if mat is None:
+                        continue  # handed over or dropped while these were in flight
+                    applied = mat.store.applied_offset
+                    records = [r for r in records if r[0] >= applied]
+                    if records:
+                        mat.apply(records)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        with self._lock:
+            for mat in self.parts.values():
+                mat.close()
+            self.parts.clear()
+        self._consumer.close()
