@@ -25,7 +25,9 @@ from pegasus_kafka.config import Config, HostConfig, SiteConfig
 from pegasus_kafka.kafka import clients
 from pegasus_kafka.kafka.registry import RegistryWriter
 from pegasus_kafka.kafka.topics import ensure_topics
+from pegasus_kafka.ring.scan import COLUMN_FAMILIES
 from pegasus_kafka.ring.server import RingServer
+from pegasus_kafka.ring.store import PartitionStore
 from pegasus_kafka.schema import BACKUP, PRIMARY
 
 
@@ -110,6 +112,20 @@ def _ring_ingest(cfg: Config, ends: dict[tuple[str, int], int], timeout: float) 
         thread.join(timeout=30)
 
 
+def _compacted_bytes(cfg: Config) -> int:
+    """Bytes of the scan stores' table files after a full compaction: what the RDS
+    occupies at rest, without write-ahead logs or not yet compacted deletes."""
+    total = 0
+    for path in Path(cfg.store.data_dir).glob(f"*/*/{cfg.scan_topic}-*"):
+        store = PartitionStore(path, COLUMN_FAMILIES)
+        store.db.flush()
+        for name in (*COLUMN_FAMILIES, "meta"):
+            store.cf(name).compact_range(None, None)
+        store.close()
+        total += sum(f.stat().st_size for f in path.glob("*.sst"))
+    return total
+
+
 def run_ingest(cfg: Config, quick: bool) -> dict[str, Any]:
     points = 20_000 if quick else 100_000
     scans = 60 if quick else 120
@@ -121,9 +137,7 @@ def run_ingest(cfg: Config, quick: bool) -> dict[str, Any]:
         ends = _end_offsets(bcfg)
         raw_s = _raw_consume(bcfg, ends)
         ring_s = _ring_ingest(bcfg, ends, timeout=600)
-        scan_bytes = sum(
-            f.stat().st_size for f in workdir.rglob("*") if f.is_file() and ".scan-" in str(f)
-        )
+        scan_bytes = _compacted_bytes(bcfg)
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         rate = samples / ring_s
         raw_rate = samples / raw_s

@@ -60,58 +60,99 @@ class Samples:
         return int(self.times.shape[0])
 
 
-def _shuffle(a: np.ndarray) -> bytes:
-    raw = np.ascontiguousarray(a).view(np.uint8).reshape(len(a), a.itemsize)
-    return raw.T.tobytes()
-
-
 def _unshuffle(data: bytes, dtype: str, n: int) -> np.ndarray:
     size = np.dtype(dtype).itemsize
     return np.frombuffer(data, np.uint8).reshape(size, n).T.copy().view(dtype).reshape(n)
 
 
-def _decimal_scale(flat: np.ndarray) -> int | None:
-    """The smallest k in 0..6 for which the values are exact k-place decimals."""
-    if flat.size == 0 or not np.all(np.isfinite(flat)):
-        return None
-    for k in range(7):
-        scale = 10.0**k
-        scaled = np.round(flat * scale)
-        if np.max(np.abs(scaled)) >= _MAX_EXACT:
-            return None
-        if np.array_equal(scaled / scale, flat):
-            return k
-    return None
+def _grouped_shuffle(a: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> bytes:
+    """Byte-shuffle each group of 8-byte values on its own, for all groups at once."""
+    n = len(a)
+    gid = np.repeat(np.arange(len(starts)), counts)
+    pos = np.arange(n) - starts[gid]
+    dest = (starts[gid] * 8)[:, None] + np.arange(8)[None, :] * counts[gid][:, None] + pos[:, None]
+    out = np.empty(n * 8, np.uint8)
+    out[dest.ravel()] = np.ascontiguousarray(a).view(np.uint8)
+    return out.tobytes()
+
+
+def _within_group_delta(a: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """a[i] - a[i-1], with the previous value taken as 0 at each group's start."""
+    prev = np.concatenate(([0], a[:-1])).astype(a.dtype)
+    prev[starts] = 0
+    return a - prev
+
+
+def _scales(flat: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per group, the smallest k in 0..6 for which every value is an exact k-place
+    decimal within 2**52 when scaled; -1 where none is (stored as float bits)."""
+    scale = np.full(len(starts), -1, np.int64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for k in range(7):
+            scaled = np.round(flat * 10.0**k)
+            ok = (scaled / 10.0**k == flat) & (np.abs(scaled) < _MAX_EXACT)
+            group_ok = np.logical_and.reduceat(ok, starts)
+            scale[(scale < 0) & group_ok] = k
+    return scale
+
+
+def encode_many(s: Samples, starts: np.ndarray) -> list[bytes]:
+    """Encode consecutive runs of ``s`` (run g begins at ``starts[g]``) as one block each.
+
+    Everything but the final compression of each block is done for all runs
+    at once, which is what makes sealing cheap.
+    """
+    n = len(s)
+    starts = np.asarray(starts, np.int64)
+    counts = np.diff(np.append(starts, n))
+    width = 1 if s.values.ndim == 1 else s.values.shape[1]
+    gid = np.repeat(np.arange(len(starts)), counts)
+    pos = np.arange(n) - starts[gid]
+    # Values laid out per run, limit columns one after another within a run.
+    fstarts, fcounts = starts * width, counts * width
+    dest = (fstarts[gid])[:, None] + np.arange(width)[None, :] * counts[gid][:, None] + pos[:, None]
+    flat = np.empty(n * width, np.float64)
+    flat[dest.ravel()] = np.ascontiguousarray(s.values, np.float64).reshape(n, width).ravel()
+    scale = _scales(flat, fstarts)
+    fscale = np.repeat(scale, fcounts)
+    with np.errstate(invalid="ignore", over="ignore"):
+        ints = np.where(fscale >= 0, np.round(flat * 10.0 ** np.maximum(fscale, 0)), 0)
+    ints = ints.astype(np.int64)
+    decimal = _within_group_delta(ints, fstarts).view(np.uint64)
+    bits = flat.view(np.uint64)
+    prev = np.concatenate(([np.uint64(0)], bits[:-1]))
+    prev[fstarts] = 0
+    values = np.where(fscale >= 0, decimal, bits ^ prev)
+    times = s.times.astype(np.int64)
+    # The header holds each run's first time; the column holds steps from it.
+    since_first = times - times[starts][gid]
+    time_bytes = _grouped_shuffle(_within_group_delta(since_first, starts), starts, counts)
+    value_bytes = _grouped_shuffle(values, fstarts, fcounts)
+    quality = s.quality.astype(np.uint8).tobytes()
+    role = s.role.astype(np.uint8).tobytes()
+    changes = None if s.changes is None else s.changes.astype(np.uint8).tobytes()
+    cctx = _cctx()
+    out = []
+    for g, (a, c) in enumerate(zip(starts.tolist(), counts.tolist(), strict=True)):
+        k = int(scale[g])
+        mode = MODE_DECIMAL if k >= 0 else MODE_FLOAT
+        header = _HEADER.pack(
+            MAGIC, VERSION, mode, max(k, 0), width, int(changes is not None), c, int(times[a])
+        )
+        parts = [
+            time_bytes[8 * a : 8 * (a + c)],
+            value_bytes[8 * a * width : 8 * (a + c) * width],
+            quality[a : a + c],
+            role[a : a + c],
+        ]
+        if changes is not None:
+            parts.append(changes[a : a + c])
+        out.append(header + cctx.compress(b"".join(parts)))
+    return out
 
 
 def encode(s: Samples) -> bytes:
-    n = len(s)
-    width = 1 if s.values.ndim == 1 else s.values.shape[1]
-    # Limits are stored column by column so each limit's runs stay together.
-    flat = np.ascontiguousarray(s.values.T if width > 1 else s.values, dtype=np.float64).ravel()
-    t0 = int(s.times[0]) if n else 0
-    times = np.diff(s.times.astype(np.int64), prepend=t0)
-    scale = _decimal_scale(flat)
-    if scale is not None:
-        ints = np.round(flat * 10.0**scale).astype(np.int64)
-        value_bytes = _shuffle(np.diff(ints, prepend=0))
-        mode = MODE_DECIMAL
-    else:
-        bits = flat.view(np.uint64)
-        value_bytes = _shuffle(bits ^ np.concatenate(([np.uint64(0)], bits[:-1])))
-        mode, scale = MODE_FLOAT, 0
-    has_changes = s.changes is not None
-    parts = [
-        _shuffle(times),
-        value_bytes,
-        s.quality.astype(np.uint8).tobytes(),
-        s.role.astype(np.uint8).tobytes(),
-    ]
-    if has_changes:
-        assert s.changes is not None
-        parts.append(s.changes.astype(np.uint8).tobytes())
-    header = _HEADER.pack(MAGIC, VERSION, mode, scale, width, int(has_changes), n, t0)
-    return header + _cctx().compress(b"".join(parts))
+    return encode_many(s, np.zeros(1, np.int64))[0]
 
 
 def decode(blob: bytes) -> Samples:

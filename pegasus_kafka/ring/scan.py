@@ -20,7 +20,6 @@ them, which is the same on every ring.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import struct
@@ -183,18 +182,18 @@ class ScanPartition:
         change = (
             np.flatnonzero((np.diff(ikeys) != 0) | (np.diff(host) != 0) | (np.diff(day) != 0)) + 1
         )
-        bounds = np.concatenate(([0], change, [len(order)]))
-        for a, b in itertools.pairwise(bounds):
-            sel = order[a:b]
-            samples = Samples(
-                times=cols["times"][sel],
-                values=cols["values"][sel],
-                quality=cols["quality"][sel],
-                role=cols["role"][sel],
-                changes=cols["changes"][sel] if dtype == STATUS else None,
-            )
+        starts = np.concatenate(([0], change)).astype(np.int64)
+        ordered = Samples(
+            times=cols["times"][order],
+            values=cols["values"][order],
+            quality=cols["quality"][order],
+            role=cols["role"][order],
+            changes=cols["changes"][order] if dtype == STATUS else None,
+        )
+        blobs = blocks.encode_many(ordered, starts)
+        for a, blob in zip(starts.tolist(), blobs, strict=True):
             key = block_key(dtype, int(ikeys[a]), int(host[a]), int(day[a]), self.seal_seq)
-            batch.put("blocks", key, blocks.encode(samples))
+            batch.put("blocks", key, blob)
 
     # -- reads ------------------------------------------------------------------
 

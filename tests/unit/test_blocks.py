@@ -70,3 +70,39 @@ def test_realistic_analogs_compress_below_two_bytes_a_sample() -> None:
     series = np.array(rows)[:, field.dtype == ANALOG]
     total = sum(len(encode(_samples(series[:, i]))) for i in range(series.shape[1]))
     assert total / series.size < 2.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.one_of(
+                st.floats(allow_nan=True, allow_infinity=True),
+                st.integers(-(10**6), 10**6).map(lambda i: i / 100),
+            ),
+            min_size=1,
+            max_size=30,
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_many_runs_encode_like_each_run_alone(runs: list[list[float]]) -> None:
+    from pegasus_kafka.ring.blocks import encode_many
+
+    values = np.array([v for run in runs for v in run], np.float64)
+    whole = _samples(values, changes=True)
+    starts = np.cumsum([0] + [len(r) for r in runs[:-1]])
+    blobs = encode_many(whole, starts)
+    bounds = [*starts.tolist(), len(values)]
+    for g, blob in enumerate(blobs):
+        a, b = bounds[g], bounds[g + 1]
+        run = Samples(
+            whole.times[a:b],
+            whole.values[a:b],
+            whole.quality[a:b],
+            whole.role[a:b],
+            whole.changes[a:b] if whole.changes is not None else None,
+        )
+        assert blob == encode(run)
+        _assert_bits_equal(run, decode(blob))
