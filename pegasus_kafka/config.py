@@ -97,6 +97,8 @@ class StoreSettings:
     seal_span_ms: int = 3_600_000
     #: fsync the RocksDB WAL on every batch
     sync_writes: bool = False
+    #: every ring records each partition's digest at offsets that are multiples of this
+    checkpoint_every: int = 1000
 
 
 @dataclass(frozen=True)

@@ -186,6 +186,7 @@ class Queries:
                     "applied_offset": m.store.applied_offset,
                     "lag": srv.lag.get((t, p)),
                     "digest": f"{m.store.digest:016x}",
+                    "checkpoints": {str(o): f"{d:016x}" for o, d in m.store.digests(5)},
                 }
                 for (t, p), m in sorted(srv.parts.items())
             }

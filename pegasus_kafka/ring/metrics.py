@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from pegasus_kafka.ring.scan import ApplyResult
+from pegasus_kafka.ring.base import ApplyResult
 
 SAMPLES = Counter("pegasus_ring_samples", "Samples materialised", ["ring", "topic"])
 RECORDS = Counter("pegasus_ring_records", "Records applied", ["ring", "topic"])

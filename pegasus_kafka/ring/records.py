@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import struct
-import threading
 from typing import Any
 
 from pegasus_kafka.errors import MalformedRecord
-from pegasus_kafka.ring.scan import ApplyResult
+from pegasus_kafka.kafka.messages import Record
+from pegasus_kafka.ring.base import ApplyResult, Materialiser
 from pegasus_kafka.ring.store import Batch, PartitionStore, u64
 from pegasus_kafka.schema import decode_record
 
@@ -24,25 +24,22 @@ def _ikey_bytes(ikey: int) -> bytes:
     return u64((ikey + _SIGN) & (2**64 - 1))
 
 
-class RecordPartition:
+class RecordPartition(Materialiser):
     """Common apply loop: decode, dedup, stage, commit with the offset."""
 
     COLUMN_FAMILIES: tuple[str, ...] = ()
     RECORD = ""
 
     def __init__(self, store: PartitionStore) -> None:
-        self.store = store
-        self.lock = threading.RLock()
+        super().__init__(store)
         raw = store.state(K_STATE)
         self.state: dict[str, Any] = json.loads(raw) if raw else {}
 
     def _stage(self, batch: Batch, offset: int, rec: dict[str, Any], value: bytes) -> bool:
         raise NotImplementedError
 
-    def apply(self, records: list[tuple[int, bytes | None, bytes | None]]) -> ApplyResult:
+    def _apply_batch(self, records: list[Record]) -> ApplyResult:
         result = ApplyResult()
-        if not records:
-            return result
         with self.lock:
             batch = self.store.begin()
             for offset, _key, value in records:
@@ -59,9 +56,6 @@ class RecordPartition:
             batch.put_state(K_STATE, json.dumps(self.state, sort_keys=True).encode())
             self.store.commit(batch, records[-1][0] + 1)
         return result
-
-    def close(self) -> None:
-        self.store.close()
 
 
 class EventPartition(RecordPartition):

@@ -23,14 +23,14 @@ from __future__ import annotations
 import json
 import logging
 import struct
-import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from pegasus_kafka.errors import MalformedRecord
+from pegasus_kafka.kafka.messages import Record
 from pegasus_kafka.ring import blocks
+from pegasus_kafka.ring.base import ApplyResult, Materialiser
 from pegasus_kafka.ring.blocks import Samples
 from pegasus_kafka.ring.current import CurrentTable
 from pegasus_kafka.ring.store import Batch, PartitionStore, kv_hash, raw_items, u64
@@ -54,23 +54,13 @@ def width_of(dtype: int) -> int:
     return 4 if dtype == LIMIT else 1
 
 
-@dataclass
-class ApplyResult:
-    applied: int = 0
-    samples: int = 0
-    duplicates: int = 0
-    sealed: bool = False
-    dead: list[tuple[int, str]] = field(default_factory=list)
-
-
-class ScanPartition:
+class ScanPartition(Materialiser):
     """One scan-topic partition's RDS; all methods are safe across threads."""
 
     def __init__(self, store: PartitionStore, seal_samples: int, seal_span_ms: int) -> None:
-        self.store = store
+        super().__init__(store)
         self.seal_samples = seal_samples
         self.seal_span_ms = seal_span_ms
-        self.lock = threading.RLock()
         raw = store.state(K_STATE)
         state: dict[str, Any] = json.loads(raw) if raw else {}
         self.hosts: list[str] = state.get("hosts", [])
@@ -123,11 +113,8 @@ class ScanPartition:
         times = [f.scan_time_ms for _, f, _ in self.head]
         return bool(times) and max(times) - min(times) >= self.seal_span_ms
 
-    def apply(self, records: list[tuple[int, bytes | None, bytes | None]]) -> ApplyResult:
-        """Apply records (offset, key, value) in offset order, in one atomic batch."""
+    def _apply_batch(self, records: list[Record]) -> ApplyResult:
         result = ApplyResult()
-        if not records:
-            return result
         with self.lock:
             batch = self.store.begin()
             for offset, _key, value in records:
@@ -246,9 +233,6 @@ class ScanPartition:
                 break
             yield blocks.decode(it.value())
             it.next()
-
-    def close(self) -> None:
-        self.store.close()
 
 
 def _columns(frames: list[Frame], host_ids: list[int]) -> dict[str, np.ndarray]:

@@ -24,15 +24,15 @@ from pegasus_kafka.kafka import clients
 from pegasus_kafka.kafka.messages import by_partition
 from pegasus_kafka.kafka.registry import RegistryView, RegistryWriter, now_ms, server_key
 from pegasus_kafka.ring import metrics
+from pegasus_kafka.ring.base import ApplyResult, Materialiser
 from pegasus_kafka.ring.records import EventPartition, MetaPartition
-from pegasus_kafka.ring.scan import ApplyResult, ScanPartition
+from pegasus_kafka.ring.scan import COLUMN_FAMILIES as SCAN_FAMILIES
+from pegasus_kafka.ring.scan import ScanPartition
 from pegasus_kafka.ring.standby import StandbyKeeper
 from pegasus_kafka.ring.store import PartitionStore
 from pegasus_kafka.schema import codec
 
 log = logging.getLogger(__name__)
-
-Materialiser = ScanPartition | EventPartition | MetaPartition
 
 
 class RingServer:
@@ -60,15 +60,16 @@ class RingServer:
 
     def _open(self, topic: str, partition: int) -> Materialiser:
         path = self.data_dir / f"{topic}-{partition}"
-        sync = self.cfg.store.sync_writes
-        if topic == self.cfg.scan_topic:
-            from pegasus_kafka.ring.scan import COLUMN_FAMILIES
+        st = self.cfg.store
 
-            store = PartitionStore(path, COLUMN_FAMILIES, sync)
-            return ScanPartition(store, self.cfg.store.seal_samples, self.cfg.store.seal_span_ms)
+        def store(families: tuple[str, ...]) -> PartitionStore:
+            return PartitionStore(path, families, st.sync_writes, st.checkpoint_every)
+
+        if topic == self.cfg.scan_topic:
+            return ScanPartition(store(SCAN_FAMILIES), st.seal_samples, st.seal_span_ms)
         if topic == self.cfg.meta_topic:
-            return MetaPartition(PartitionStore(path, MetaPartition.COLUMN_FAMILIES, sync))
-        return EventPartition(PartitionStore(path, EventPartition.COLUMN_FAMILIES, sync))
+            return MetaPartition(store(MetaPartition.COLUMN_FAMILIES))
+        return EventPartition(store(EventPartition.COLUMN_FAMILIES))
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         assigned = []

@@ -29,7 +29,7 @@ from pegasus_kafka.kafka.registry import RegistryView
 from pegasus_kafka.ring.health import live_servers
 
 if TYPE_CHECKING:
-    from pegasus_kafka.ring.server import Materialiser
+    from pegasus_kafka.ring.base import Materialiser
 
 log = logging.getLogger(__name__)
 

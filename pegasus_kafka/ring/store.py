@@ -21,6 +21,11 @@ incrementally in each batch, so it costs one hash per write; a full scan
 (:meth:`PartitionStore.scan_digest`) recomputes it from what is on disk, which
 is how at-rest corruption is found. The ``meta`` column family (offsets,
 derived state) is outside the digest.
+
+Digest checkpoints make rings comparable while they ingest: batches are cut
+at every ``checkpoint_every``-th offset (:func:`split_at_checkpoints`), and the
+digest at each such offset is kept in ``meta``. Two rings that both passed
+offset n hold the same digest for n, whatever their batch sizes were.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ META = "meta"
 K_FORMAT = b"format_version"
 K_OFFSET = b"applied_offset"
 K_DIGEST = b"digest"
+K_DIGEST_AT = b"digest@"
 _U64 = struct.Struct(">Q")
 
 
@@ -64,6 +70,22 @@ def u64(n: int) -> bytes:
 def raw_items(items: Iterable[Any]) -> Iterator[tuple[bytes, bytes]]:
     """Items of a raw-mode store, typed as the bytes they are."""
     return cast(Iterator[tuple[bytes, bytes]], iter(items))
+
+
+def split_at_checkpoints(records: list[Any], every: int) -> list[list[Any]]:
+    """Cut (offset, ...) records so every chunk that reaches a checkpoint ends on it."""
+    if not every:
+        return [records]
+    chunks: list[list[Any]] = []
+    current: list[Any] = []
+    for rec in records:
+        current.append(rec)
+        if (rec[0] + 1) % every == 0:
+            chunks.append(current)
+            current = []
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def kv_hash(cf: str, key: bytes, value: bytes) -> int:
@@ -115,7 +137,14 @@ class Batch:
 class PartitionStore:
     """A RocksDB store holding one partition's RDS and its applied offset."""
 
-    def __init__(self, path: Path, column_families: tuple[str, ...], sync: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        column_families: tuple[str, ...],
+        sync: bool = False,
+        checkpoint_every: int = 1000,
+    ) -> None:
+        self.checkpoint_every = checkpoint_every
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.column_families = column_families
@@ -162,9 +191,24 @@ class PartitionStore:
         digest = (self.digest + batch.delta) & MASK
         batch.put_state(K_OFFSET, u64(next_offset))
         batch.put_state(K_DIGEST, u64(digest))
+        if self.checkpoint_every and next_offset % self.checkpoint_every == 0:
+            batch.put_state(K_DIGEST_AT + u64(next_offset), u64(digest))
         self.db.write(batch._wb, self._write_opts)
         self.applied_offset = next_offset
         self.digest = digest
+
+    def digests(self, limit: int = 20) -> list[tuple[int, int]]:
+        """The newest digest checkpoints, (offset, digest), newest first."""
+        out: list[tuple[int, int]] = []
+        it = self._meta.iter()
+        it.seek_for_prev(K_DIGEST_AT + b"\xff" * 8)
+        while it.valid() and len(out) < limit:
+            key = it.key()
+            if not key.startswith(K_DIGEST_AT):
+                break
+            out.append((_U64.unpack(key[len(K_DIGEST_AT) :])[0], _U64.unpack(it.value())[0]))
+            it.prev()
+        return out
 
     def scan_digest(self, lock: AbstractContextManager[object] | None = None) -> tuple[int, int]:
         """Recompute (applied offset, digest) from what is on disk.

@@ -83,3 +83,22 @@ def test_standby_targets_form_a_circle() -> None:
     assert standby_targets(["s1", "s2", "s3"], "s1", 5) == ["s3", "s2"]
     assert standby_targets(["s1"], "s1", 1) == []
     assert standby_targets(["s1", "s2"], "s1", 0) == []
+
+
+def test_digest_checkpoints_do_not_depend_on_batch_sizes(tmp_path: Path) -> None:
+    from pegasus_kafka.ring.store import split_at_checkpoints
+
+    records = [(i, b"v%d" % i) for i in range(95)]
+    digests = []
+    for name, size in (("a", 7), ("b", 40)):
+        store = PartitionStore(tmp_path / name, ("data",), checkpoint_every=10)
+        for start in range(0, len(records), size):
+            for chunk in split_at_checkpoints(records[start : start + size], 10):
+                batch = store.begin()
+                for offset, value in chunk:
+                    batch.put("data", u64(offset), value)
+                store.commit(batch, chunk[-1][0] + 1)
+        digests.append(store.digests(limit=100))
+        store.close()
+    assert digests[0] == digests[1]
+    assert [o for o, _ in digests[0]] == [90, 80, 70, 60, 50, 40, 30, 20, 10]

@@ -1,0 +1,51 @@
+"""What every partition materialiser shares: applying records in checkpoint-sized batches."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from pegasus_kafka.kafka.messages import Record
+from pegasus_kafka.ring.store import PartitionStore, split_at_checkpoints
+
+
+@dataclass
+class ApplyResult:
+    applied: int = 0
+    samples: int = 0
+    duplicates: int = 0
+    sealed: bool = False
+    dead: list[tuple[int, str]] = field(default_factory=list)
+
+    def merge(self, other: ApplyResult) -> None:
+        self.applied += other.applied
+        self.samples += other.samples
+        self.duplicates += other.duplicates
+        self.sealed = self.sealed or other.sealed
+        self.dead.extend(other.dead)
+
+
+class Materialiser:
+    """One partition's RDS in its store; subclasses apply one atomic batch."""
+
+    def __init__(self, store: PartitionStore) -> None:
+        self.store = store
+        self.lock = threading.RLock()
+
+    def apply(self, records: list[Record]) -> ApplyResult:
+        """Apply records (offset, key, value) in offset order.
+
+        They are committed in batches cut at the store's digest checkpoints,
+        so every ring records its digest at the same offsets.
+        """
+        result = ApplyResult()
+        for chunk in split_at_checkpoints(records, self.store.checkpoint_every):
+            if chunk:
+                result.merge(self._apply_batch(chunk))
+        return result
+
+    def _apply_batch(self, records: list[Record]) -> ApplyResult:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.store.close()
