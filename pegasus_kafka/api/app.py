@@ -116,6 +116,10 @@ def _health(request: Request) -> Any:
     return request.app.state.queries.health()
 
 
+def _scan_digests(request: Request) -> Any:
+    return request.app.state.queries.scan_digests()
+
+
 def _metrics(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -132,6 +136,7 @@ def build_app(queries: Queries) -> Starlette:
             Route("/v1/events", _guard(_events)),
             Route("/v1/meta/{ikey}", _guard(_meta)),
             Route("/v1/health", _guard(_health, needs_sync=False)),
+            Route("/v1/scan-digests", _guard(_scan_digests, needs_sync=False)),
             Route("/metrics", _guard(_metrics, needs_sync=False)),
             Route("/openapi.json", _guard(_openapi, needs_sync=False)),
         ]

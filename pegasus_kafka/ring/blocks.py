@@ -90,7 +90,11 @@ def _scales(flat: np.ndarray, starts: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", over="ignore"):
         for k in range(7):
             scaled = np.round(flat * 10.0**k)
-            ok = (scaled / 10.0**k == flat) & (np.abs(scaled) < _MAX_EXACT)
+            fits = np.abs(scaled) < _MAX_EXACT
+            ints = np.where(fits, scaled, 0).astype(np.int64)
+            # Exactly what decode computes, compared bit for bit (-0.0 != 0.0 here).
+            back = ints.astype(np.float64) / 10.0**k
+            ok = fits & (back.view(np.uint64) == flat.view(np.uint64))
             group_ok = np.logical_and.reduceat(ok, starts)
             scale[(scale < 0) & group_ok] = k
     return scale

@@ -72,6 +72,13 @@ def raw_items(items: Iterable[Any]) -> Iterator[tuple[bytes, bytes]]:
     return cast(Iterator[tuple[bytes, bytes]], iter(items))
 
 
+def _snapshot_u64(snap: Any, key: bytes) -> int:
+    """A counter from a snapshot, 0 when absent (a store that never committed)."""
+    it = snap.iter()
+    it.seek(key)
+    return _U64.unpack(it.value())[0] if it.valid() and it.key() == key else 0
+
+
 def split_at_checkpoints(records: list[Any], every: int) -> list[list[Any]]:
     """Cut (offset, ...) records so every chunk that reaches a checkpoint ends on it."""
     if not every:
@@ -210,8 +217,10 @@ class PartitionStore:
             it.prev()
         return out
 
-    def scan_digest(self, lock: AbstractContextManager[object] | None = None) -> tuple[int, int]:
-        """Recompute (applied offset, digest) from what is on disk.
+    def scan_digest(
+        self, lock: AbstractContextManager[object] | None = None
+    ) -> tuple[int, int, int]:
+        """(applied offset, recorded digest, digest recomputed from disk), all at one instant.
 
         RocksDB snapshots here are per column family, so they are all taken
         under ``lock`` (the partition's writer lock): no batch can land between
@@ -224,12 +233,9 @@ class PartitionStore:
         for name, snap in snaps.items():
             for key, value in raw_items(snap.items()):
                 total = (total + kv_hash(name, key, value)) & MASK
-        try:
-            offset_bytes = meta[K_OFFSET]
-        except KeyError:
-            offset_bytes = None
+        recorded = [_snapshot_u64(meta, key) for key in (K_OFFSET, K_DIGEST)]
         del snaps, meta
-        return (_U64.unpack(offset_bytes)[0] if offset_bytes else 0), total
+        return recorded[0], recorded[1], total
 
     def checkpoint(self, target: Path) -> int:
         """A consistent copy of the store at ``target``; returns its applied offset."""

@@ -39,6 +39,7 @@ def _assert_bits_equal(a: Samples, b: Samples) -> None:
         np.round(np.linspace(100, 120, 720), 1),
         np.zeros(50),
         np.array([np.nan, 1.5, -0.0, np.inf]),
+        np.array([-0.0, 0.0, 2.5]),
         np.random.default_rng(1).normal(size=300),
         np.array([1e300, -1e-300, 5e-324]),
     ],

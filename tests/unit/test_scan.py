@@ -145,7 +145,7 @@ def test_same_records_same_digest_and_one_changed_sample_differs(
         for i in range(0, len(a + b), 7):  # batch boundaries must not matter
             part.apply(as_records(a + b)[i : i + 7])
     assert one.store.digest == two.store.digest
-    assert one.store.scan_digest() == (two.store.applied_offset, two.store.digest)
+    assert one.store.scan_digest() == (two.store.applied_offset, two.store.digest, two.store.digest)
     # A ring that received one different sample holds a different RDS.
     from pegasus_kafka.schema import decode_frame
 

@@ -31,7 +31,7 @@ def test_incremental_digest_matches_a_full_scan(tmp_path: Path) -> None:
         if i % 3 == 0 and i:
             batch.delete("data", u64(i - 1), kv_hash("data", u64(i - 1), b"x" * (i - 1)))
         store.commit(batch, i + 1)
-    assert store.scan_digest() == (20, store.digest)
+    assert store.scan_digest() == (20, store.digest, store.digest)
     store.close()
 
 
@@ -41,8 +41,8 @@ def test_corruption_at_rest_is_found_by_the_scan(tmp_path: Path) -> None:
     batch.put("data", b"k", b"good")
     store.commit(batch, 1)
     store.cf("data").put(b"k", b"evil")  # bypasses the batch, like a bad disk
-    offset, scanned = store.scan_digest()
-    assert offset == 1 and scanned != store.digest
+    offset, recorded, scanned = store.scan_digest()
+    assert offset == 1 and recorded == store.digest and scanned != recorded
     store.close()
 
 
