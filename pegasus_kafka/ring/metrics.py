@@ -12,6 +12,9 @@ DUPLICATES = Counter(
     "pegasus_ring_duplicates", "Records skipped as already applied", ["ring", "topic"]
 )
 DEAD = Counter("pegasus_ring_dead_letters", "Records skipped as malformed", ["ring", "topic"])
+STORE_BYTES = Gauge(
+    "pegasus_ring_store_bytes", "Size of a partition's store", ["ring", "topic", "partition"]
+)
 LAG = Gauge("pegasus_ring_lag_records", "Records not yet applied", ["ring", "topic", "partition"])
 BATCH = Histogram(
     "pegasus_ring_batch_seconds",

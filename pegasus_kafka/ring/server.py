@@ -230,8 +230,13 @@ class RingServer:
         self._dlq.poll(0)
 
     def _update_lag(self, consumer: Consumer) -> None:
+        """Lag and store size of every owned partition (runs once a heartbeat)."""
         with self.lock:
             owned = {tp: mat.store.applied_offset for tp, mat in self.parts.items()}
+            for (topic, partition), mat in self.parts.items():
+                metrics.STORE_BYTES.labels(self.ring, topic, str(partition)).set(
+                    mat.store.size_bytes()
+                )
         for (topic, partition), applied in owned.items():
             tp = TopicPartition(topic, partition)
             try:

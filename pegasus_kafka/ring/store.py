@@ -204,6 +204,15 @@ class PartitionStore:
         self.applied_offset = next_offset
         self.digest = digest
 
+    def size_bytes(self) -> int:
+        """Table files plus memtables, over every column family."""
+        total = 0
+        for name in (META, *self.column_families):
+            family = self.cf(name)
+            for prop in ("rocksdb.total-sst-files-size", "rocksdb.size-all-mem-tables"):
+                total += family.property_int_value(prop) or 0
+        return total
+
     def digests(self, limit: int = 20) -> list[tuple[int, int]]:
         """The newest digest checkpoints, (offset, digest), newest first."""
         out: list[tuple[int, int]] = []

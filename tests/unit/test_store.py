@@ -102,3 +102,13 @@ def test_digest_checkpoints_do_not_depend_on_batch_sizes(tmp_path: Path) -> None
         store.close()
     assert digests[0] == digests[1]
     assert [o for o, _ in digests[0]] == [90, 80, 70, 60, 50, 40, 30, 20, 10]
+
+
+def test_size_counts_every_column_family(tmp_path: Path) -> None:
+    store = PartitionStore(tmp_path / "s", ("data",))
+    before = store.size_bytes()
+    batch = store.begin()
+    batch.put("data", b"k", b"v" * 10_000)
+    store.commit(batch, 1)
+    assert store.size_bytes() > before
+    store.close()
