@@ -51,5 +51,13 @@ def state(ctx: click.Context) -> State:
     return obj
 
 
+def pegasus_command(config_path: str | None, *args: str) -> list[str]:
+    """The command line that runs ``pegasus ARGS`` with this interpreter (child processes)."""
+    cmd = [sys.executable, "-m", "pegasus_kafka.cli.main"]
+    if config_path:
+        cmd += ["--config", config_path]
+    return [*cmd, *args]
+
+
 def emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, sort_keys=True, default=str))

@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 import click
 import httpx
 
-from pegasus_kafka.cli.common import state
+from pegasus_kafka.cli.common import pegasus_command, state
 from pegasus_kafka.config import Config, RingConfig
 from pegasus_kafka.errors import PegasusError
 from pegasus_kafka.kafka.broker import REPO_ROOT, LocalBroker
@@ -46,15 +45,15 @@ class Demo:
         self.broker: LocalBroker | None = None
 
     def _spawn(self, name: str, *args: str) -> None:
-        cmd = [sys.executable, "-m", "pegasus_kafka.cli.main"]
-        if self.config_path:
-            cmd += ["--config", self.config_path]
         logs = self.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         with open(logs / f"{name}.log", "ab") as out:
             self.procs.append(
                 subprocess.Popen(
-                    [*cmd, "-v", *args], stdout=out, stderr=subprocess.STDOUT, env=self._env()
+                    pegasus_command(self.config_path, "-v", *args),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=self._env(),
                 )
             )
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-from pathlib import Path
 
 import click
 
 from pegasus_kafka.api.app import HttpServer, build_app
 from pegasus_kafka.api.queries import Queries
-from pegasus_kafka.cli.common import PegasusGroup, state
+from pegasus_kafka.cli.common import PegasusGroup, pegasus_command, state
 from pegasus_kafka.ring.server import RingServer
 
 
@@ -68,29 +66,11 @@ def run(
         queries.close()
 
 
-def spawn_servers(
-    config_path: str | None, ring: str, count: int, base_port: int = 0, log_dir: Path | None = None
-) -> list[subprocess.Popen[bytes]]:
-    """Start ``count`` local ``pegasus server run`` processes for a ring (dev and demo)."""
-    procs = []
-    for i in range(count):
-        cmd = [sys.executable, "-m", "pegasus_kafka.cli.main"]
-        if config_path:
-            cmd += ["--config", config_path]
-        cmd += [
-            "-v",
-            "server",
-            "run",
-            "--ring",
-            ring,
-            "--id",
-            f"s{i + 1}",
-            "--port",
-            str(base_port + i if base_port else 0),
-        ]
-        out = None
-        if log_dir is not None:
-            log_dir.mkdir(parents=True, exist_ok=True)
-            out = open(log_dir / f"{ring}-s{i + 1}.log", "ab")  # noqa: SIM115
-        procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT))
-    return procs
+def spawn_servers(config_path: str | None, ring: str, count: int) -> list[subprocess.Popen[bytes]]:
+    """Start ``count`` local ``pegasus server run`` processes for a ring (dev)."""
+    return [
+        subprocess.Popen(
+            pegasus_command(config_path, "-v", "server", "run", "--ring", ring, "--id", f"s{i + 1}")
+        )
+        for i in range(count)
+    ]

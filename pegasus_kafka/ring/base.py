@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass, field
 
 from pegasus_kafka.kafka.messages import Record
-from pegasus_kafka.ring.store import PartitionStore, split_at_checkpoints
+from pegasus_kafka.ring.store import Batch, PartitionStore, split_at_checkpoints, u64
 
 
 @dataclass
@@ -46,6 +46,13 @@ class Materialiser:
 
     def _apply_batch(self, records: list[Record]) -> ApplyResult:
         raise NotImplementedError
+
+    @staticmethod
+    def _skip(batch: Batch, result: ApplyResult, offset: int, reason: str) -> None:
+        """Record a record that cannot be applied: in the store, so the digest
+        covers the skip on every ring, and in the result, for the dead-letter topic."""
+        batch.put("skips", u64(offset), reason.encode())
+        result.dead.append((offset, reason))
 
     def close(self) -> None:
         self.store.close()

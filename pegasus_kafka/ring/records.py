@@ -46,8 +46,7 @@ class RecordPartition(Materialiser):
                 try:
                     rec = decode_record(self.RECORD, value)
                 except MalformedRecord as exc:
-                    batch.put("skips", u64(offset), str(exc).encode())
-                    result.dead.append((offset, str(exc)))
+                    self._skip(batch, result, offset, str(exc))
                     continue
                 if self._stage(batch, offset, rec, value or b""):
                     result.applied += 1

@@ -121,8 +121,7 @@ class ScanPartition(Materialiser):
                 try:
                     frame = decode_frame(value)
                 except MalformedRecord as exc:
-                    batch.put("skips", u64(offset), str(exc).encode())
-                    result.dead.append((offset, str(exc)))
+                    self._skip(batch, result, offset, str(exc))
                     continue
                 if self._is_duplicate(frame):
                     result.duplicates += 1

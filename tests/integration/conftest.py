@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pegasus_kafka.config import Config
-from pegasus_kafka.kafka.broker import LocalBroker
+from pegasus_kafka.kafka.broker import KAFKA_VERSION, LocalBroker
 from pegasus_kafka.kafka.topics import ensure_topics
 from tests.conftest import make_config
 
@@ -41,7 +41,7 @@ def kafka_bootstrap() -> Iterator[str]:
     if _docker_answers():
         from testcontainers.kafka import KafkaContainer
 
-        with KafkaContainer("apache/kafka:4.1.1").with_kraft() as container:
+        with KafkaContainer(f"apache/kafka:{KAFKA_VERSION}").with_kraft() as container:
             yield container.get_bootstrap_server()
         return
     state = Path(tempfile.mkdtemp(prefix="pegasus-test-broker-"))

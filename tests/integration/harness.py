@@ -11,6 +11,7 @@ from confluent_kafka import TopicPartition
 
 from pegasus_kafka.api.app import HttpServer, build_app
 from pegasus_kafka.api.queries import Queries
+from pegasus_kafka.cli.common import pegasus_command
 from pegasus_kafka.collector.collector import Collector
 from pegasus_kafka.collector.sources import SimSource
 from pegasus_kafka.config import Config
@@ -134,7 +135,6 @@ def start_server_process(cfg: Config, ring: str, server_id: str, log_path: Any) 
     """A ring server as its own OS process (for kill -9), configured through the environment."""
     import os
     import subprocess
-    import sys
 
     env = dict(os.environ)
     env.update(
@@ -144,18 +144,7 @@ def start_server_process(cfg: Config, ring: str, server_id: str, log_path: Any) 
     )
     env.pop("PEGASUS_CONFIG", None)
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pegasus_kafka.cli.main",
-            "-v",
-            "server",
-            "run",
-            "--ring",
-            ring,
-            "--id",
-            server_id,
-        ],
+        pegasus_command(None, "-v", "server", "run", "--ring", ring, "--id", server_id),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=open(log_path, "ab"),
