@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from pegasus_kafka.config import Config, HostConfig, ServerSettings, SiteConfig, StoreSettings
+from pegasus_kafka.config import (
+    CollectorSettings,
+    Config,
+    HostConfig,
+    ServerSettings,
+    SiteConfig,
+    StoreSettings,
+)
 
 
 def make_config(
@@ -37,6 +44,7 @@ def make_config(
         topics=dataclasses.replace(base.topics, partitions=partitions),
         store=StoreSettings(data_dir=str(tmp_path / "data"), **store),
         server=ServerSettings(heartbeat_s=0.5, in_sync_lag=0),
+        collector=CollectorSettings(spool_dir=str(tmp_path / "spool")),
         sites=(site,),
     )
 

@@ -43,6 +43,7 @@ def _bench_config(cfg: Config, points: int, data_dir: Path) -> Config:
     return cfg.with_overrides(
         kafka=dataclasses.replace(cfg.kafka, topic_prefix=f"bench-{uuid.uuid4().hex[:8]}"),
         store=dataclasses.replace(cfg.store, data_dir=str(data_dir)),
+        collector=dataclasses.replace(cfg.collector, spool_dir=str(data_dir / "spool")),
         sites=(site,),
     )
 

@@ -57,6 +57,7 @@ def run(
     click.echo(f"collector {site_name}/{host_name}: {points} points, role {host.role}", err=True)
     try:
         col.run(start=from_scan, count=scans, pace=not no_pace, stop=stop)
-    finally:
         col.flush()
-    emit_json(col.status())
+    finally:
+        col.close()
+        emit_json(col.status())

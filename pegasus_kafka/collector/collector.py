@@ -1,7 +1,12 @@
-"""The collector of one EMS host: scans from a source into the scan topic.
+"""The collector of one EMS host: scans from a source, through the spool, into Kafka.
 
-Frames go out through the idempotent, acks=all producer, keyed
-``<site>/<host>`` and sent to the partition their points hash to.
+Every record (frames, events, metadata) is appended to the durable spool
+first (:mod:`pegasus_kafka.collector.spool`) and handed to the idempotent,
+acks=all producer, which retries without limit while Kafka is unreachable.
+A record leaves the spool only when Kafka has acknowledged it. If the
+producer's own queue is full, records wait in the spool and are sent, in
+order, as soon as there is room; after a restart, everything the spool still
+holds is sent again.
 """
 
 from __future__ import annotations
@@ -9,12 +14,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaError, Message
+from prometheus_client import Counter, Gauge
 
 from pegasus_kafka.collector.frames import ScanHeader, cut_frames
 from pegasus_kafka.collector.sources import Source
+from pegasus_kafka.collector.spool import Spool, SpoolFull, pack, unpack
 from pegasus_kafka.config import Config
 from pegasus_kafka.errors import KafkaUnavailable
 from pegasus_kafka.kafka import clients
@@ -23,49 +31,98 @@ from pegasus_kafka.schema import codec, encode_frame
 
 log = logging.getLogger(__name__)
 
+SPOOL_DEPTH = Gauge("pegasus_collector_spool_records", "Records not yet acknowledged", ["host"])
+SKIPPED_SCANS = Counter(
+    "pegasus_collector_skipped_scans", "Scans not collected because the spool was full", ["host"]
+)
+SENT = Counter("pegasus_collector_points", "Points sent", ["host"])
+
 
 class Collector:
-    def __init__(self, cfg: Config, source: Source) -> None:
+    def __init__(self, cfg: Config, source: Source, spool_dir: Path | None = None) -> None:
         self.cfg = cfg
         self.source = source
         self.site = source.site
-        self.producer = clients.producer(cfg)
+        self.name = f"{self.site.name}/{source.host}"
+        settings = cfg.collector
+        # One spool per system (topic prefix) and host: a spool is only ever
+        # replayed into the topics it was written for.
+        folder = spool_dir or (
+            Path(settings.spool_dir) / cfg.kafka.topic_prefix / self.site.name / source.host
+        )
+        self.spool = Spool(
+            folder, settings.spool_max_bytes, settings.fsync, settings.fsync_interval_ms
+        )
+        # Infinite delivery timeout: while Kafka is away the producer keeps
+        # retrying, and the spool keeps what does not fit in its queue.
+        self.producer = clients.producer(cfg, **{"message.timeout.ms": 0})
+        self.send_cursor = self.spool.acked
         self.sent_frames = 0
         self.sent_points = 0
+        self.skipped_scans = 0
         self.failed = 0
         self.last_error: str | None = None
+        self._resend = False
 
-    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
+    def _delivered(self, seq: int) -> Any:
+        def callback(err: KafkaError | None, msg: Message) -> None:
+            if err is None:
+                self.spool.ack(seq)
+                return
             self.failed += 1
             self.last_error = f"{err.name()}: {err.str()}"
+            self._resend = True
             log.error(
-                "delivery failed site=%s host=%s error=%s",
-                self.site.name,
-                self.source.host,
-                self.last_error,
+                "delivery failed collector=%s seq=%d error=%s", self.name, seq, self.last_error
             )
 
-    def _produce(self, topic: str, partition: int, key: bytes, value: bytes) -> None:
-        while True:
-            try:
-                self.producer.produce(
-                    topic, value=value, key=key, partition=partition, on_delivery=self._delivered
-                )
-                return
-            except BufferError:
-                self.producer.poll(0.05)
+        return callback
+
+    def _send(self, seq: int, payload: bytes) -> bool:
+        topic, partition, key, value = unpack(payload)
+        try:
+            self.producer.produce(
+                topic, value=value, key=key, partition=partition, on_delivery=self._delivered(seq)
+            )
+        except BufferError:
+            return False
+        self.send_cursor = seq + 1
+        return True
+
+    def _emit(self, topic: str, partition: int, key: bytes, value: bytes) -> None:
+        payload = pack(topic, partition, key, value)
+        seq = self.spool.append(payload)
+        if self.send_cursor == seq:
+            self._send(seq, payload)
+
+    def pump(self) -> None:
+        """Hand spooled records to the producer, in order, while it has room."""
+        self.producer.poll(0)
+        if self._resend:
+            self._resend = False
+            self.send_cursor = self.spool.acked
+        if self.send_cursor < self.spool.end:
+            for seq, payload in self.spool.read(self.send_cursor):
+                if not self._send(seq, payload):
+                    break
+        SPOOL_DEPTH.labels(self.name).set(self.spool.depth())
 
     def publish_metadata(self) -> int:
         meta = codec("pegasus.PointMeta")
         records = self.source.metadata()
         for rec in records:
             p = partition_of(rec["ikey"], self.cfg.topics.partitions)
-            self._produce(self.cfg.meta_topic, p, str(rec["ikey"]).encode(), meta.encode(rec))
+            self._emit(self.cfg.meta_topic, p, str(rec["ikey"]).encode(), meta.encode(rec))
+            self.producer.poll(0)
         return len(records)
 
     def collect(self, seq: int) -> int:
-        """Read scan ``seq`` from the source and send it; returns frames sent."""
+        """Read scan ``seq`` from the source and spool and send it; returns frames sent.
+
+        When the spool is full the scan is skipped, counted and logged: spooled
+        data is never dropped to make room.
+        """
+        self.pump()
         result = self.source.read(seq)
         header = ScanHeader(
             site=self.site.name,
@@ -75,24 +132,29 @@ class Collector:
             scan_time_ms=result.scan_time_ms,
             scan_period_ms=self.site.scan_period_ms,
         )
-        key = f"{self.site.name}/{self.source.host}".encode()
+        key = self.name.encode()
         frames = 0
-        for scan in result.scans:
-            for partition, frame in cut_frames(
-                header, scan, self.cfg.topics.partitions, self.cfg.collector.frame_points
-            ):
-                self._produce(self.cfg.scan_topic, partition, key, encode_frame(frame))
-                frames += 1
-                self.sent_points += frame.count
-        events = codec("pegasus.SystemEvent")
-        event_partition = self.site.code % self.cfg.topics.partitions
-        for event in result.events:
-            self._produce(
-                self.cfg.events_topic,
-                event_partition,
-                self.site.name.encode(),
-                events.encode(event),
-            )
+        try:
+            for scan in sorted(result.scans, key=lambda s: s.data_type):
+                for partition, frame in cut_frames(
+                    header, scan, self.cfg.topics.partitions, self.cfg.collector.frame_points
+                ):
+                    self._emit(self.cfg.scan_topic, partition, key, encode_frame(frame))
+                    frames += 1
+                    self.sent_points += frame.count
+            events = codec("pegasus.SystemEvent")
+            event_partition = self.site.code % self.cfg.topics.partitions
+            for event in result.events:
+                self._emit(
+                    self.cfg.events_topic,
+                    event_partition,
+                    self.site.name.encode(),
+                    events.encode(event),
+                )
+        except SpoolFull as exc:
+            self.skipped_scans += 1
+            SKIPPED_SCANS.labels(self.name).inc()
+            log.error("scan skipped collector=%s seq=%d reason=%s", self.name, seq, exc)
         self.producer.poll(0)
         self.sent_frames += frames
         return frames
@@ -116,7 +178,11 @@ class Collector:
         while not stop.is_set() and (count is None or done < count):
             if pace:
                 wait = (seq * period) / 1000 - time.time()
-                if wait > 0 and stop.wait(wait):
+                while wait > 0 and not stop.is_set():
+                    self.pump()
+                    stop.wait(min(wait, 0.1))
+                    wait = (seq * period) / 1000 - time.time()
+                if stop.is_set():
                     break
             self.collect(seq)
             seq += 1
@@ -124,11 +190,19 @@ class Collector:
         return done
 
     def flush(self, timeout: float = 30.0) -> None:
-        left = self.producer.flush(timeout)
-        if left:
-            raise KafkaUnavailable(f"{left} frames not acknowledged within {timeout:.0f}s")
-        if self.failed:
-            raise KafkaUnavailable(f"{self.failed} frames failed: {self.last_error}")
+        """Send everything spooled and wait for Kafka's acknowledgements."""
+        deadline = time.monotonic() + timeout
+        while self.spool.depth() and time.monotonic() < deadline:
+            self.pump()
+            self.producer.flush(min(1.0, max(0.0, deadline - time.monotonic())))
+        if self.spool.depth():
+            raise KafkaUnavailable(
+                f"{self.spool.depth()} records still unacknowledged after {timeout:.0f}s "
+                f"(kept in the spool {self.spool.path})"
+            )
+
+    def close(self) -> None:
+        self.spool.close()
 
     def status(self) -> dict[str, Any]:
         return {
@@ -136,6 +210,9 @@ class Collector:
             "host": self.source.host,
             "frames": self.sent_frames,
             "points": self.sent_points,
+            "spool_records": self.spool.depth(),
+            "spool_bytes": self.spool.size_bytes(),
+            "skipped_scans": self.skipped_scans,
             "failed": self.failed,
             "last_error": self.last_error,
         }
