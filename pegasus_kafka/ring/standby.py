@@ -71,17 +71,24 @@ class StandbyKeeper:
         self._thread.start()
 
     def wanted(self, owned: set[TP]) -> set[TP]:
+        """Partitions to keep copies of: those of the servers before this one, and
+        any copy already held whose owner has gone and which nobody owns yet (the
+        group is about to hand it to someone, quite likely this server)."""
         entries = live_servers(self.cfg, self.registry, self.ring)
         targets = standby_targets(
             [e.server for e in entries], self.server_id, self.cfg.server.standby_replicas
         )
         want: set[TP] = set()
+        claimed: set[TP] = set()
         for entry in entries:
-            if entry.server in targets:
-                for name in entry.owned:
-                    topic, _, part = name.rpartition(":")
+            for name in entry.owned:
+                topic, _, part = name.rpartition(":")
+                claimed.add((topic, int(part)))
+                if entry.server in targets:
                     want.add((topic, int(part)))
-        return want - owned
+        with self._lock:
+            orphans = {tp for tp in self.parts if tp not in claimed}
+        return (want | orphans) - owned
 
     def refresh(self, owned: set[TP]) -> None:
         """Follow the registry: the standby thread starts and stops copies to match."""
