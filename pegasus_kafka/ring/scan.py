@@ -75,6 +75,7 @@ class ScanPartition(Materialiser):
         # Unsealed frames: (offset, frame, digest term of its stored bytes).
         self.head: list[tuple[int, Frame, int]] = []
         self.head_samples = 0
+        self.head_span = (0, 0)  # (earliest, latest) scan time in the head
         # Rebuild the in-memory head (and current values past the last seal)
         # from the frames the store still holds, in offset order.
         for key, value in raw_items(store.cf("frames").items()):
@@ -92,6 +93,9 @@ class ScanPartition(Materialiser):
 
     def _add_to_head(self, offset: int, frame: Frame, term: int) -> None:
         host_id = self._host_id(frame)
+        t = frame.scan_time_ms
+        first, last = self.head_span if self.head else (t, t)
+        self.head_span = (min(first, t), max(last, t))
         self.head.append((offset, frame, term))
         self.head_samples += frame.count
         self.current[frame.data_type].update(frame, host_id)
@@ -110,8 +114,7 @@ class ScanPartition(Materialiser):
     def _should_seal(self) -> bool:
         if self.head_samples >= self.seal_samples:
             return True
-        times = [f.scan_time_ms for _, f, _ in self.head]
-        return bool(times) and max(times) - min(times) >= self.seal_span_ms
+        return bool(self.head) and self.head_span[1] - self.head_span[0] >= self.seal_span_ms
 
     def _apply_batch(self, records: list[Record]) -> ApplyResult:
         result = ApplyResult()

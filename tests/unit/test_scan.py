@@ -199,3 +199,17 @@ def test_current_prefers_the_primary(
     rows = part.current_rows(ANALOG, keys)
     assert {part.hosts[h] for h in rows["host"]} == {"north/ems-a"}
     part.close()
+
+
+def test_the_head_seals_by_scan_time_span_too(
+    tmp_path: Path, unit_config: Config, two_hosts: tuple[list[bytes], list[bytes]]
+) -> None:
+    a, _ = two_hosts
+    part = ScanPartition(PartitionStore(tmp_path / "p", COLUMN_FAMILIES), 10**9, 5_000)
+    part.apply(as_records(a))
+    assert part.seal_seq >= 5, "30 one-second scans cross a 5 s span several times"
+    ikey = an_ikey(part)
+    got = part.history(ANALOG, ikey, 0, 2**62)["north/ems-a"].values
+    want = expected_series(unit_config, "ems-a", PRIMARY, ikey, range(100, 130))
+    np.testing.assert_array_equal(got, want)
+    part.close()
