@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
+import time
+from pathlib import Path
 
 import click
+from rich.console import Console
+from rich.table import Table
 
 from pegasus_kafka.cli.common import PegasusGroup, emit_json, state
 from pegasus_kafka.collector.collector import Collector
@@ -61,3 +66,44 @@ def run(
     finally:
         col.close()
         emit_json(col.status())
+
+
+@collector.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Each local collector's role, spool depth, oldest unsent scan, rate and last error."""
+    cfg = state(ctx).cfg
+    root = Path(cfg.collector.spool_dir) / cfg.kafka.topic_prefix
+    rows = [json.loads(p.read_text()) for p in sorted(root.glob("*/*/status.json"))]
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo(f"no collector has written status under {root}")
+        return
+    table = Table(
+        "site",
+        "host",
+        "role",
+        "spool records",
+        "oldest unsent scan",
+        "points/s",
+        "skipped scans",
+        "last error",
+        "age s",
+    )
+    now = time.time() * 1000
+    for r in rows:
+        table.add_row(
+            r["site"],
+            r["host"],
+            r["role"],
+            str(r["spool_records"]),
+            str(r["oldest_unsent_scan"] or "-"),
+            str(r["points_per_s"]),
+            str(r["skipped_scans"]),
+            r["last_error"] or "-",
+            f"{(now - r['updated_ms']) / 1000:.0f}",
+        )
+    Console().print(table)

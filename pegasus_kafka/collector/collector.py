@@ -11,6 +11,8 @@ holds is sent again.
 
 from __future__ import annotations
 
+import collections
+import json
 import logging
 import threading
 import time
@@ -63,6 +65,10 @@ class Collector:
         self.failed = 0
         self.last_error: str | None = None
         self._resend = False
+        # (scan, last spool sequence of that scan), for "oldest unsent scan"
+        self._scan_ends: collections.deque[tuple[int, int]] = collections.deque()
+        self._started = time.monotonic()
+        self.role = "unknown"
 
     def _delivered(self, seq: int) -> Any:
         def callback(err: KafkaError | None, msg: Message) -> None:
@@ -157,7 +163,22 @@ class Collector:
             log.error("scan skipped collector=%s seq=%d reason=%s", self.name, seq, exc)
         self.producer.poll(0)
         self.sent_frames += frames
+        self.role = "primary" if result.role == 0 else "backup"
+        self._scan_ends.append((seq, self.spool.end - 1))
+        self._write_status()
         return frames
+
+    def oldest_unsent_scan(self) -> int | None:
+        while self._scan_ends and self._scan_ends[0][1] < self.spool.acked:
+            self._scan_ends.popleft()
+        return self._scan_ends[0][0] if self._scan_ends else None
+
+    def _write_status(self) -> None:
+        """Status for operators (``pegasus collector status``), replaced atomically."""
+        path = self.spool.path / "status.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.status()))
+        tmp.replace(path)
 
     def run(
         self,
@@ -195,6 +216,7 @@ class Collector:
         while self.spool.depth() and time.monotonic() < deadline:
             self.pump()
             self.producer.flush(min(1.0, max(0.0, deadline - time.monotonic())))
+        self._write_status()
         if self.spool.depth():
             raise KafkaUnavailable(
                 f"{self.spool.depth()} records still unacknowledged after {timeout:.0f}s "
@@ -205,9 +227,14 @@ class Collector:
         self.spool.close()
 
     def status(self) -> dict[str, Any]:
+        elapsed = max(1e-9, time.monotonic() - self._started)
         return {
             "site": self.site.name,
             "host": self.source.host,
+            "role": self.role,
+            "oldest_unsent_scan": self.oldest_unsent_scan(),
+            "points_per_s": round(self.sent_points / elapsed, 1),
+            "updated_ms": int(time.time() * 1000),
             "frames": self.sent_frames,
             "points": self.sent_points,
             "spool_records": self.spool.depth(),

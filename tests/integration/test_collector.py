@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
 import numpy as np
+from click.testing import CliRunner
 
+from pegasus_kafka.cli import common
+from pegasus_kafka.cli.main import cli
 from pegasus_kafka.collector.collector import Collector
 from pegasus_kafka.collector.sources import SimSource
 from pegasus_kafka.kafka.broker import LocalBroker
@@ -37,6 +41,8 @@ def test_a_broker_outage_mid_stream_leaves_no_gap_and_no_duplicate(tmp_path: Pat
                 broker.stop()
             if seq == SCANS.start + 40:
                 assert all(c.spool.depth() > 0 for c in cols), "the outage must be spooled"
+                backlog = [c.status()["oldest_unsent_scan"] for c in cols]
+                assert all(b is not None and b <= SCANS.start + 20 for b in backlog), backlog
                 broker.start()
             for col in cols:
                 col.collect(seq)
@@ -45,6 +51,12 @@ def test_a_broker_outage_mid_stream_leaves_no_gap_and_no_duplicate(tmp_path: Pat
             col.flush(120)
             assert col.skipped_scans == 0
             col.close()
+        state = common.State(None, 0)
+        state._cfg = cfg
+        out = CliRunner().invoke(cli.commands["collector"], ["status", "--json"], obj=state)
+        rows = json.loads(out.output.strip().splitlines()[-1])
+        assert {(r["host"], r["role"]) for r in rows} == {("ems-a", "primary"), ("ems-b", "backup")}
+        assert all(r["spool_records"] == 0 and r["oldest_unsent_scan"] is None for r in rows)
 
         ring = start_ring(cfg, "after-outage", servers=1)
         wait_caught_up(ring, cfg, timeout=120)
