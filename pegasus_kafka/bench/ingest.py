@@ -98,7 +98,8 @@ def _ring_ingest(cfg: Config, ends: dict[tuple[str, int], int], timeout: float) 
     started = None
     try:
         while time.monotonic() < deadline:
-            applied = {tp: m.store.applied_offset for tp, m in list(server.parts.items())}
+            with server.lock:
+                applied = {tp: m.store.applied_offset for tp, m in server.parts.items()}
             if started is None and applied:
                 started = time.perf_counter()
             if all(applied.get(tp, -1) >= end for tp, end in ends.items()):

@@ -33,6 +33,8 @@ from pegasus_kafka.schema import codec, encode_frame
 
 log = logging.getLogger(__name__)
 
+#: records the producer may hold before catch-up from the spool waits
+QUEUE_ROOM = 50_000
 SPOOL_DEPTH = Gauge("pegasus_collector_spool_records", "Records not yet acknowledged", ["host"])
 SKIPPED_SCANS = Counter(
     "pegasus_collector_skipped_scans", "Scans not collected because the spool was full", ["host"]
@@ -107,7 +109,9 @@ class Collector:
         if self._resend:
             self._resend = False
             self.send_cursor = self.spool.acked
-        if self.send_cursor < self.spool.end:
+        # Catch up from disk only while the producer's queue has room: during an
+        # outage it is full, and re-reading the spool every scan would be wasted I/O.
+        if self.send_cursor < self.spool.end and len(self.producer) < QUEUE_ROOM:
             for seq, payload in self.spool.read(self.send_cursor):
                 if not self._send(seq, payload):
                     break

@@ -140,19 +140,30 @@ class Spool:
             self._file.flush()
 
     def read(self, start: int) -> Iterator[tuple[int, bytes]]:
-        """(sequence, payload) of every record from ``start`` on, in order."""
+        """(sequence, payload) of every record from ``start`` on, in order.
+
+        Segments wholly before ``start`` are not opened, and records before it
+        are skipped by seeking, so catching up costs only what is still unsent.
+        """
         self._file.flush()
-        for first, path in self._segments():
+        segments = self._segments()
+        for i, (first, path) in enumerate(segments):
+            if i + 1 < len(segments) and segments[i + 1][0] <= start:
+                continue
             seq = first
             with open(path, "rb") as fh:
-                data = fh.read()
-            at = 0
-            while at + _HEAD.size <= len(data):
-                length, _crc = _HEAD.unpack_from(data, at)
-                if seq >= start:
-                    yield seq, data[at + _HEAD.size : at + _HEAD.size + length]
-                at += _HEAD.size + length
-                seq += 1
+                while head := fh.read(_HEAD.size):
+                    if len(head) < _HEAD.size:
+                        break
+                    length, _crc = _HEAD.unpack(head)
+                    if seq < start:
+                        fh.seek(length, os.SEEK_CUR)
+                    else:
+                        body = fh.read(length)
+                        if len(body) < length:
+                            break
+                        yield seq, body
+                    seq += 1
 
     def ack(self, seq: int) -> None:
         """Kafka acknowledged record ``seq`` (acks may arrive out of order across partitions)."""

@@ -58,3 +58,15 @@ def test_a_full_spool_refuses_new_records_and_keeps_the_old(tmp_path: Path) -> N
         s.append(b"z" * 50)
     assert [seq for seq, _ in s.read(0)] == kept
     s.close()
+
+
+def test_reading_from_the_middle_skips_what_was_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(spool_mod, "SEGMENT_BYTES", 60)
+    s = Spool(tmp_path, 10**9, "never")
+    for i in range(12):
+        s.append(b"rec%02d" % i)
+    assert len(list(tmp_path.glob("*.seg"))) > 2
+    assert [(q, p) for q, p in s.read(7)] == [(i, b"rec%02d" % i) for i in range(7, 12)]
+    s.close()
