@@ -15,14 +15,16 @@ from typing import Any
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from pegasus_kafka.api.openapi import SPEC
 from pegasus_kafka.api.queries import Queries, parse_ikeys
 from pegasus_kafka.errors import NotInSync, PegasusError, QueryError, UnknownPoint
+from pegasus_kafka.ring.snapshot import H_DIGEST, H_OFFSET
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,18 @@ def _scan_digests(request: Request) -> Any:
     return request.app.state.queries.scan_digests()
 
 
+def _snapshot(request: Request) -> Response:
+    q: Queries = request.app.state.queries
+    topic = request.query_params.get("topic", "")
+    snap = q.snapshot(topic, _int_param(request, "partition"))
+    return FileResponse(
+        snap.tar,
+        media_type="application/x-tar",
+        headers={H_OFFSET: str(snap.applied_offset), H_DIGEST: f"{snap.digest:016x}"},
+        background=BackgroundTask(snap.discard),
+    )
+
+
 def _metrics(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -136,6 +150,7 @@ def build_app(queries: Queries) -> Starlette:
             Route("/v1/events", _guard(_events)),
             Route("/v1/meta/{ikey}", _guard(_meta)),
             Route("/v1/health", _guard(_health, needs_sync=False)),
+            Route("/v1/snapshot", _guard(_snapshot)),
             Route("/v1/scan-digests", _guard(_scan_digests, needs_sync=False)),
             Route("/metrics", _guard(_metrics, needs_sync=False)),
             Route("/openapi.json", _guard(_openapi, needs_sync=False)),

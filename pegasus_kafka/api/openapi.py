@@ -91,5 +91,23 @@ SPEC: dict[str, Any] = {
                 "responses": {"200": {"description": "Health"}},
             }
         },
+        "/v1/snapshot": {
+            "get": {
+                "summary": "A consistent RocksDB checkpoint of one owned partition, as a tar",
+                "description": "Used by a ring that syncs from a peer's snapshot. Headers "
+                "x-pegasus-applied-offset and x-pegasus-digest give the store's state.",
+                "parameters": [
+                    _param("topic", {"type": "string"}, True),
+                    _param("partition", {"type": "integer", "minimum": 0}, True),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The store directory as an uncompressed tar",
+                        "content": {"application/x-tar": {}},
+                    },
+                    **_ERRORS,
+                },
+            }
+        },
     },
 }

@@ -20,6 +20,7 @@ from pegasus_kafka.ring.records import EventPartition, MetaPartition
 from pegasus_kafka.ring.resolve import resolve
 from pegasus_kafka.ring.scan import ScanPartition
 from pegasus_kafka.ring.server import RingServer
+from pegasus_kafka.ring.snapshot import Snapshot, make_snapshot
 from pegasus_kafka.schema import ACCUMULATOR, ANALOG, DATA_TYPES, LIMIT, STATUS
 
 MAX_KEYS = 100_000
@@ -201,6 +202,17 @@ class Queries:
             "assigned_from": {f"{t}:{p}": list(v) for (t, p), v in srv.assigned_from.items()},
             "partitions": partitions,
         }
+
+    def snapshot(self, topic: str, partition: int) -> Snapshot:
+        """A consistent snapshot of one partition this server owns, for a syncing ring."""
+        if topic not in self.cfg.data_topics:
+            raise QueryError(f"topic: one of {', '.join(self.cfg.data_topics)}")
+        if not 0 <= partition < self.cfg.topics.partitions:
+            raise QueryError(f"partition: between 0 and {self.cfg.topics.partitions - 1}")
+        mat = self.server.materialiser(topic, partition)
+        if mat is None:
+            raise NotInSync(f"this server does not own {topic}:{partition}")
+        return make_snapshot(mat, self.server.data_dir / ".snapshots")
 
     def scan_digests(self) -> dict[str, Any]:
         """Recompute every owned partition's digest from disk (slow: reads everything)."""

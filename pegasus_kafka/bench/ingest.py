@@ -48,13 +48,15 @@ def _bench_config(cfg: Config, points: int, data_dir: Path) -> Config:
     )
 
 
-def _produce(cfg: Config, scans: int) -> int:
+def produce_history(cfg: Config, first_scan: int, scans: int) -> int:
+    """Both hosts' scans ``[first_scan, first_scan + scans)`` of the site, unpaced;
+    returns the samples sent."""
     site = cfg.sites[0]
     samples = 0
-    for host, role in (("ems-a", PRIMARY), ("ems-b", BACKUP)):
+    for host, role in ((site.hosts[0].name, PRIMARY), (site.hosts[1].name, BACKUP)):
         col = Collector(cfg, SimSource(site, host, role))
         col.publish_metadata()
-        col.run(start=1_000_000, count=scans, pace=False)
+        col.run(start=first_scan, count=scans, pace=False)
         col.flush(120)
         samples += col.sent_points
     return samples
@@ -135,7 +137,7 @@ def run_ingest(cfg: Config, quick: bool) -> dict[str, Any]:
     try:
         bcfg = _bench_config(cfg, points, workdir)
         ensure_topics(bcfg)
-        samples = _produce(bcfg, scans)
+        samples = produce_history(bcfg, 1_000_000, scans)
         ends = _end_offsets(bcfg)
         raw_s = _raw_consume(bcfg, ends)
         ring_s = _ring_ingest(bcfg, ends, timeout=600)

@@ -20,9 +20,23 @@ def ingest(ctx: click.Context, quick: bool, as_json: bool) -> None:
     """Ring-server ingest rate against a bare consumer on the same topic data."""
     from pegasus_kafka.bench.ingest import run_ingest
 
-    result = run_ingest(state(ctx).cfg, quick)
+    _report(run_ingest(state(ctx).cfg, quick), as_json)
+
+
+@bench.command("ring-add")
+@click.option("--quick", is_flag=True, help="Smaller RDS, one server per ring; under 5 minutes.")
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON line of results.")
+@click.pass_context
+def ring_add(ctx: click.Context, quick: bool, as_json: bool) -> None:
+    """Add rings by replay and by snapshot, and remove one, while two rings serve."""
+    from pegasus_kafka.bench.ring_add import run_ring_add
+
+    _report(run_ring_add(state(ctx).cfg, quick), as_json)
+
+
+def _report(result: dict[str, object], as_json: bool) -> None:
     if as_json:
         emit_json(result)
     else:
         for key, value in result.items():
-            click.echo(f"{key:28} {value}")
+            click.echo(f"{key:32} {value}")

@@ -10,7 +10,8 @@ from typing import Any
 import click
 
 from pegasus_kafka.config import Config, load_config
-from pegasus_kafka.errors import PegasusError
+from pegasus_kafka.errors import PegasusError, RegistryError
+from pegasus_kafka.kafka.registry import RegistryView
 
 
 class State:
@@ -61,3 +62,12 @@ def pegasus_command(config_path: str | None, *args: str) -> list[str]:
 
 def emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, sort_keys=True, default=str))
+
+
+def registry_view(cfg: Config) -> RegistryView:
+    """A registry view that has read the whole topic, or a clear error."""
+    view = RegistryView(cfg)
+    if not view.wait_caught_up():
+        view.close()
+        raise RegistryError("the registry topic did not answer; run 'pegasus topics ensure'")
+    return view

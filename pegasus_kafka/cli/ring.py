@@ -1,4 +1,4 @@
-"""``pegasus ring``: add, list, inspect and remove rings."""
+"""``pegasus ring``: add, list, inspect and remove rings (sync and verify: ring_check)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,13 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from pegasus_kafka.cli.common import PegasusGroup, emit_json, state
+from pegasus_kafka.cli.common import PegasusGroup, emit_json, registry_view, state
 from pegasus_kafka.cli.server import spawn_servers
 from pegasus_kafka.config import Config
 from pegasus_kafka.errors import RegistryError
-from pegasus_kafka.kafka import clients
-from pegasus_kafka.kafka.registry import (
-    RegistryView,
-    RegistryWriter,
-    now_ms,
-    ring_key,
-    ring_record,
-    server_key,
-)
+from pegasus_kafka.kafka.registry import RegistryView
 from pegasus_kafka.ring.health import live_servers, ring_complete, ring_serving
+from pegasus_kafka.ring.lifecycle import add_ring, remove_ring
 
 
 @click.group(cls=PegasusGroup)
@@ -31,16 +24,14 @@ def ring() -> None:
     """Server rings: each one a consumer group holding the whole RDS."""
 
 
-def _view(cfg: Config) -> RegistryView:
-    view = RegistryView(cfg)
-    if not view.wait_caught_up():
-        view.close()
-        raise RegistryError("the registry topic did not answer; run 'pegasus topics ensure'")
-    return view
-
-
 @ring.command()
 @click.argument("name")
+@click.option(
+    "--from",
+    "peer",
+    default=None,
+    help="Sync from a consistent snapshot of this serving ring instead of replaying from zero.",
+)
 @click.option(
     "--start",
     "start_n",
@@ -50,22 +41,25 @@ def _view(cfg: Config) -> RegistryView:
 )
 @click.option("--exist-ok", is_flag=True, help="Succeed if the ring is already registered.")
 @click.pass_context
-def add(ctx: click.Context, name: str, start_n: int, exist_ok: bool) -> None:
-    """Register ring NAME (state syncing); its servers replay the topics from offset zero."""
+def add(ctx: click.Context, name: str, peer: str | None, start_n: int, exist_ok: bool) -> None:
+    """Register ring NAME (state syncing). Its servers replay the topics from offset
+    zero, or with --from PEER copy PEER's stores and tail from their offsets."""
     st = state(ctx)
-    cfg = st.cfg
-    view = _view(cfg)
+    view = registry_view(st.cfg)
     try:
-        existing = view.ring(name)
+        added = add_ring(st.cfg, view, name, peer)
+        existing = view.ring(name) or {}
     finally:
         view.close()
-    if existing is not None and existing["state"] != "RETIRED":
+    if not added:
         if not exist_ok:
             raise RegistryError(f"ring '{name}' already exists (state {existing['state']})")
         click.echo(f"ring {name} already registered ({existing['state']})")
     else:
-        RegistryWriter(cfg).add_ring(name)
-        click.echo(f"ring {name} added (syncing); start servers: pegasus server run --ring {name}")
+        how = f"from a snapshot of {peer}" if peer else "by replay from offset zero"
+        click.echo(
+            f"ring {name} added (syncing {how}); start servers: pegasus server run --ring {name}"
+        )
     if start_n:
         procs = spawn_servers(st.config_path, name, start_n)
         signal.signal(signal.SIGTERM, _interrupt)
@@ -85,19 +79,28 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _ring_rows(cfg: Config, view: RegistryView) -> list[dict[str, Any]]:
+def _ring_rows(cfg: Config, view: RegistryView, detail: bool = False) -> list[dict[str, Any]]:
+    from pegasus_kafka.cli.ring_check import digest_agreement, partition_lag
+
     rows = []
     for name, rec in sorted(view.rings().items()):
         servers = live_servers(cfg, view, name)
+        lags = partition_lag(cfg, view, name) if detail else {}
         rows.append(
             {
                 "ring": name,
                 "state": rec["state"],
                 "serving": ring_serving(cfg, view, name),
                 "complete": ring_complete(cfg, view, name),
+                "sync_mode": rec["sync_mode"],
+                "sync_progress": rec["sync_progress"],
+                "sync_eta_s": rec["sync_eta_s"],
+                "verified_with": rec["verified_with"],
                 "servers": len(servers),
                 "lag": sum(s.lag for s in servers),
                 "created_ms": rec["created_ms"],
+                "retired_ms": rec["retired_ms"],
+                "digests": digest_agreement(cfg, view, name) if detail else None,
                 "server_detail": [
                     {
                         "server": s.server,
@@ -106,6 +109,7 @@ def _ring_rows(cfg: Config, view: RegistryView) -> list[dict[str, Any]]:
                         "owned": list(s.owned),
                         "standby": list(s.standby),
                         "lag": s.lag,
+                        "partition_lag": {p: lags.get(p) for p in s.owned},
                     }
                     for s in servers
                 ],
@@ -114,13 +118,20 @@ def _ring_rows(cfg: Config, view: RegistryView) -> list[dict[str, Any]]:
     return rows
 
 
+def _sync_text(row: dict[str, Any]) -> str:
+    if row["state"] != "SYNCING":
+        return "-"
+    eta = row["sync_eta_s"]
+    return f"{row['sync_progress']:.0%}" + (f" eta {eta:.0f}s" if eta is not None else "")
+
+
 @ring.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def list_rings(ctx: click.Context, as_json: bool) -> None:
-    """Every registered ring with its state, servers and lag."""
+    """Every registered ring with its state, sync progress, servers and lag."""
     cfg = state(ctx).cfg
-    view = _view(cfg)
+    view = registry_view(cfg)
     try:
         rows = _ring_rows(cfg, view)
     finally:
@@ -128,10 +139,15 @@ def list_rings(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    table = Table("ring", "state", "serving", "servers", "lag")
+    table = Table("ring", "state", "serving", "sync", "servers", "lag")
     for r in rows:
         table.add_row(
-            r["ring"], r["state"], "yes" if r["serving"] else "no", str(r["servers"]), str(r["lag"])
+            r["ring"],
+            r["state"],
+            "yes" if r["serving"] else "no",
+            _sync_text(r),
+            str(r["servers"]),
+            str(r["lag"]),
         )
     Console().print(table)
 
@@ -141,30 +157,41 @@ def list_rings(ctx: click.Context, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def status(ctx: click.Context, name: str | None, as_json: bool) -> None:
-    """Servers of a ring (or of all rings): owned partitions, lag, state."""
+    """A ring (or every ring): state, sync progress and ETA, digest agreement with the
+    other rings, and each server's owned and standby partitions with their lag."""
     cfg = state(ctx).cfg
-    view = _view(cfg)
+    view = registry_view(cfg)
     try:
-        rows = [r for r in _ring_rows(cfg, view) if name is None or r["ring"] == name]
+        if name is not None and view.ring(name) is None:
+            raise RegistryError(f"no ring named '{name}'")
+        rows = [r for r in _ring_rows(cfg, view, detail=True) if name in (None, r["ring"])]
     finally:
         view.close()
-    if name is not None and not rows:
-        raise RegistryError(f"no ring named '{name}'")
     if as_json:
         emit_json(rows)
         return
-    table = Table("ring", "server", "state", "endpoint", "owned", "lag")
+    rings = Table("ring", "state", "sync", "verified with", "digests", "servers", "lag")
+    servers = Table("ring", "server", "state", "endpoint", "owned (lag)", "standby")
     for r in rows:
+        rings.add_row(
+            r["ring"],
+            r["state"],
+            _sync_text(r),
+            r["verified_with"] or "-",
+            r["digests"],
+            str(r["servers"]),
+            str(r["lag"]),
+        )
         for s in r["server_detail"]:
-            table.add_row(
-                r["ring"],
-                s["server"],
-                s["state"],
-                s["endpoint"],
-                str(len(s["owned"])),
-                str(s["lag"]),
+            owned = " ".join(
+                f"{p.rsplit('.', 1)[-1]}({'?' if lag is None else lag})"
+                for p, lag in sorted(s["partition_lag"].items())
             )
-    Console().print(table)
+            standby = " ".join(p.rsplit(".", 1)[-1] for p in s["standby"])
+            servers.add_row(r["ring"], s["server"], s["state"], s["endpoint"], owned, standby)
+    console = Console()
+    console.print(rings)
+    console.print(servers)
 
 
 @ring.command()
@@ -182,100 +209,19 @@ def status(ctx: click.Context, name: str | None, as_json: bool) -> None:
 def remove(ctx: click.Context, name: str, force: bool, wait_s: float) -> None:
     """Retire ring NAME, wait for its servers to stop, delete its consumer group."""
     cfg = state(ctx).cfg
-    view = _view(cfg)
+    view = registry_view(cfg)
     try:
-        rec = view.ring(name)
-        if rec is None or rec["state"] == "RETIRED":
-            raise RegistryError(f"no active ring named '{name}'")
-        serving = [r for r in view.rings() if ring_serving(cfg, view, r)]
-        if serving == [name] and not force:
-            raise RegistryError(
-                f"ring '{name}' is the last in-sync ring; removing it stops all queries "
-                "(use --force to do it anyway)"
-            )
-        writer = RegistryWriter(cfg)
-        writer.put(
-            ring_key(name), ring_record(name, "RETIRED", rec["created_ms"], retired_ms=now_ms())
-        )
-        writer.flush()
-        deadline = time.monotonic() + wait_s
-        while live_servers(cfg, view, name) and time.monotonic() < deadline:
-            time.sleep(0.5)  # poll
-        left = live_servers(cfg, view, name)
-        if left:
-            raise RegistryError(
-                f"ring '{name}' retired, but servers {[s.server for s in left]} are still running"
-            )
-        for entry in view.servers(name):
-            writer.put(server_key(name, entry.server), None)
-        writer.flush()
+        remove_ring(cfg, view, name, force, wait_s)
     finally:
         view.close()
-    _delete_group(cfg, cfg.group_id(name))
     click.echo(f"ring {name} removed")
 
 
-def _delete_group(cfg: Config, group: str) -> None:
-    admin = clients.admin(cfg)
-    futures = admin.delete_consumer_groups([group], request_timeout=15)
-    for fut in futures.values():
-        try:
-            clients.wait_result(fut, f"delete consumer group {group}")
-        except Exception as exc:  # a group that never committed does not exist: fine
-            click.echo(f"note: consumer group {group}: {exc}", err=True)
+def _register_checks() -> None:
+    from pegasus_kafka.cli.ring_check import sync, verify
+
+    ring.add_command(sync)
+    ring.add_command(verify)
 
 
-@ring.command()
-@click.argument("ring_a")
-@click.argument("ring_b")
-@click.option(
-    "--deep",
-    is_flag=True,
-    help="Also have every server recompute its digests from disk (reads everything).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.pass_context
-def verify(ctx: click.Context, ring_a: str, ring_b: str, deep: bool, as_json: bool) -> None:
-    """Prove RING_A and RING_B hold the identical RDS, partition by partition.
-
-    Exits 0 when every partition is equal, 1 naming every partition that
-    differs (or is corrupt on disk), 3 when some could not be compared yet.
-    """
-    from pegasus_kafka.ring.verify import compare, corrupt, gather
-
-    cfg = state(ctx).cfg
-    view = _view(cfg)
-    try:
-        for name in (ring_a, ring_b):
-            if not live_servers(cfg, view, name):
-                raise RegistryError(f"ring '{name}' has no live servers to ask")
-        parts = {name: gather(cfg, view, name) for name in (ring_a, ring_b)}
-        damaged = []
-        if deep:
-            for name in (ring_a, ring_b):
-                damaged += [
-                    (f"{name} {p}", why) for p, why in corrupt(gather(cfg, view, name, True))
-                ]
-    finally:
-        view.close()
-    verdict = compare(parts[ring_a], parts[ring_b], (ring_a, ring_b))
-    verdict.different.extend(damaged)
-    if as_json:
-        emit_json(
-            {
-                "equal": verdict.equal,
-                "different": verdict.different,
-                "not_comparable": verdict.not_comparable,
-            }
-        )
-    else:
-        for part, offset in verdict.equal:
-            click.echo(f"equal      {part} at offset {offset}")
-        for part, why in verdict.different:
-            click.echo(f"DIFFERENT  {part}: {why}")
-        for part, why in verdict.not_comparable:
-            click.echo(f"unverified {part}: {why}")
-    if verdict.different:
-        ctx.exit(1)
-    if verdict.not_comparable:
-        ctx.exit(3)
+_register_checks()

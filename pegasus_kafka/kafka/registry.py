@@ -57,10 +57,19 @@ def ring_record(
         "standby": [],
         "lag": 0,
         "sync_mode": sync_mode,
+        "sync_progress": 1.0 if state == "IN_SYNC" else 0.0,
+        "sync_eta_s": None,
+        "verified_with": None,
         "created_ms": created_ms,
         "updated_ms": now_ms(),
         "retired_ms": retired_ms,
     }
+
+
+def snapshot_peer(record: dict[str, Any]) -> str | None:
+    """The peer ring a ring bootstraps its stores from, or None when it replays."""
+    mode = str(record.get("sync_mode") or "replay")
+    return mode.split(":", 1)[1] if mode.startswith("snapshot:") else None
 
 
 @dataclass(frozen=True)
@@ -92,9 +101,15 @@ class RegistryWriter:
         if self._producer.flush(timeout) > 0:
             raise KafkaUnavailable(f"registry write not acknowledged within {timeout:.0f}s")
 
-    def add_ring(self, ring: str) -> None:
-        """Register a new ring as syncing, and wait until Kafka has it."""
-        self.put(ring_key(ring), ring_record(ring, "SYNCING", now_ms()))
+    def add_ring(self, ring: str, snapshot_from: str | None = None) -> None:
+        """Register a new ring as syncing, and wait until Kafka has it.
+
+        With ``snapshot_from`` its servers bootstrap each partition from a
+        checkpoint of that ring's store and tail from its offset; without, they
+        replay the topics from offset zero.
+        """
+        mode = f"snapshot:{snapshot_from}" if snapshot_from else "replay"
+        self.put(ring_key(ring), ring_record(ring, "SYNCING", now_ms(), sync_mode=mode))
         self.flush()
 
 

@@ -55,4 +55,6 @@ class Materialiser:
         result.dead.append((offset, reason))
 
     def close(self) -> None:
-        self.store.close()
+        # Under the lock: a snapshot or scan in progress finishes before the store goes.
+        with self.lock:
+            self.store.close()

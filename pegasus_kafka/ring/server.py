@@ -22,12 +22,20 @@ from pegasus_kafka.config import Config
 from pegasus_kafka.errors import RegistryError
 from pegasus_kafka.kafka import clients
 from pegasus_kafka.kafka.messages import by_partition
-from pegasus_kafka.kafka.registry import RegistryView, RegistryWriter, now_ms, server_key
+from pegasus_kafka.kafka.registry import (
+    RegistryView,
+    RegistryWriter,
+    now_ms,
+    server_key,
+    snapshot_peer,
+)
 from pegasus_kafka.ring import metrics
 from pegasus_kafka.ring.base import ApplyResult, Materialiser
+from pegasus_kafka.ring.promote import Promoter
 from pegasus_kafka.ring.records import EventPartition, MetaPartition
 from pegasus_kafka.ring.scan import COLUMN_FAMILIES as SCAN_FAMILIES
 from pegasus_kafka.ring.scan import ScanPartition
+from pegasus_kafka.ring.snapshot import bootstrap
 from pegasus_kafka.ring.standby import StandbyKeeper
 from pegasus_kafka.ring.store import PartitionStore
 from pegasus_kafka.schema import codec
@@ -53,23 +61,35 @@ class RingServer:
         self._dlq = clients.producer(cfg)
         self._consumer: Consumer | None = None
         self.standby: StandbyKeeper | None = None
+        self._promoter: Promoter | None = None
         #: where each owned partition started: (offset, "standby" or "store")
         self.assigned_from: dict[tuple[str, int], tuple[int, str]] = {}
 
     # -- partitions -------------------------------------------------------------
 
+    def _families(self, topic: str) -> tuple[str, ...]:
+        if topic == self.cfg.scan_topic:
+            return SCAN_FAMILIES
+        if topic == self.cfg.meta_topic:
+            return MetaPartition.COLUMN_FAMILIES
+        return EventPartition.COLUMN_FAMILIES
+
     def _open(self, topic: str, partition: int) -> Materialiser:
+        """Open a partition's store; a ring that syncs from a snapshot first fills a
+        missing store from its peer (see :mod:`pegasus_kafka.ring.snapshot`)."""
         path = self.data_dir / f"{topic}-{partition}"
         st = self.cfg.store
-
-        def store(families: tuple[str, ...]) -> PartitionStore:
-            return PartitionStore(path, families, st.sync_writes, st.checkpoint_every)
-
+        families = self._families(topic)
+        rec = self.registry.ring(self.ring)
+        peer = snapshot_peer(rec) if rec is not None and rec["state"] == "SYNCING" else None
+        if peer is not None and not path.exists():
+            bootstrap(self.cfg, self.registry, peer, topic, partition, path, families)
+        store = PartitionStore(path, families, st.sync_writes, st.checkpoint_every)
         if topic == self.cfg.scan_topic:
-            return ScanPartition(store(SCAN_FAMILIES), st.seal_samples, st.seal_span_ms)
+            return ScanPartition(store, st.seal_samples, st.seal_span_ms)
         if topic == self.cfg.meta_topic:
-            return MetaPartition(store(MetaPartition.COLUMN_FAMILIES))
-        return EventPartition(store(EventPartition.COLUMN_FAMILIES))
+            return MetaPartition(store)
+        return EventPartition(store)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         assigned = []
@@ -138,11 +158,16 @@ class RingServer:
                 "partition.assignment.strategy": "cooperative-sticky",
                 "client.id": f"{self.ring}/{self.server_id}",
                 "session.timeout.ms": 10_000,
+                # Opening a partition may mean fetching its snapshot from a peer
+                # ring inside the assignment callback.
+                "max.poll.interval.ms": 900_000,
                 "heartbeat.interval.ms": 1_000,
             },
         )
         consumer = self._consumer
         self.standby = StandbyKeeper(self.cfg, self.ring, self.server_id, self.registry, self._open)
+        self._promoter = Promoter(self.cfg, self.ring, self.server_id, self.registry)
+        self._promoter.start()
         consumer.subscribe(
             list(self.cfg.data_topics),
             on_assign=self._on_assign,
@@ -279,7 +304,10 @@ class RingServer:
             "owned": self.owned(),
             "standby": self.standby.standby() if self.standby else [],
             "lag": self.total_lag(),
-            "sync_mode": "replay",
+            "sync_mode": self.sync_mode(),
+            "sync_progress": 0.0,
+            "sync_eta_s": None,
+            "verified_with": None,
             "created_ms": self.started_ms,
             "updated_ms": now_ms(),
             "retired_ms": None,
@@ -293,29 +321,24 @@ class RingServer:
                 self.server_id,
                 exc,
             )
-        self._promote_ring()
+        self._stop_if_retired()
 
-    def _promote_ring(self) -> None:
-        """Mark the ring IN_SYNC once its servers cover every partition and are in sync;
-        stop when the ring has been retired."""
+    def sync_mode(self) -> str:
+        rec = self.registry.ring(self.ring)
+        return str(rec["sync_mode"]) if rec is not None else "replay"
+
+    def _stop_if_retired(self) -> None:
         rec = self.registry.ring(self.ring)
         if rec is not None and rec["state"] == "RETIRED" and not self.stop_event.is_set():
             log.info("ring retired, stopping ring=%s server=%s", self.ring, self.server_id)
             self.stop()
-            return
-        if rec is None or rec["state"] != "SYNCING":
-            return
-        from pegasus_kafka.ring.health import ring_complete
-
-        if ring_complete(self.cfg, self.registry, self.ring):
-            updated = dict(rec, state="IN_SYNC", updated_ms=now_ms())
-            self._writer.put(f"ring/{self.ring}", updated)
-            log.info("ring in sync ring=%s", self.ring)
 
     def stop(self) -> None:
         self.stop_event.set()
 
     def _shutdown(self, consumer: Consumer) -> None:
+        if self._promoter is not None:
+            self._promoter.close()
         try:
             self._heartbeat(state="STOPPED")
             self._writer.flush(5)

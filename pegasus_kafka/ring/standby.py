@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from pegasus_kafka.config import Config
+from pegasus_kafka.errors import PegasusError
 from pegasus_kafka.kafka import clients
 from pegasus_kafka.kafka.messages import by_partition
 from pegasus_kafka.kafka.registry import RegistryView
@@ -62,7 +63,8 @@ class StandbyKeeper:
         self.parts: dict[TP, Materialiser] = {}
         self._want: set[TP] = set()
         self._unassign: list[TP] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
+        self._opening: set[TP] = set()
         self._stop = threading.Event()
         self._consumer: Consumer = clients.consumer(
             cfg, f"{cfg.group_id(ring)}.standby.{server_id}.{uuid.uuid4().hex[:6]}"
@@ -100,6 +102,7 @@ class StandbyKeeper:
         """Hand a warm copy over to the owner, or None if there is none."""
         tp = (topic, partition)
         with self._lock:
+            self._lock.wait_for(lambda: tp not in self._opening)
             self._want.discard(tp)
             mat = self.parts.pop(tp, None)
             if mat is not None:
@@ -118,19 +121,36 @@ class StandbyKeeper:
                 self.parts.pop(tp).close()
             unassign = self._unassign + drop
             self._unassign = []
-            assign = []
-            for tp in sorted(self._want - set(self.parts)):
+            to_open = sorted(self._want - set(self.parts))
+            self._opening.update(to_open)
+        assign = []
+        for tp in to_open:
+            # Opened outside the lock, because it may fetch a snapshot: the
+            # consumer thread must not wait on this lock meanwhile. take() waits
+            # for this one partition only.
+            mat: Materialiser | None = None
+            try:
                 mat = self._open(*tp)
+            except Exception:  # a standby copy that fails must never block take()
+                log.exception("standby open failed ring=%s topic=%s partition=%d", self.ring, *tp)
+            with self._lock:
+                self._opening.discard(tp)
+                self._lock.notify_all()
+                if mat is None:
+                    continue
+                if tp not in self._want or tp in self.parts:
+                    mat.close()
+                    continue
                 self.parts[tp] = mat
-                assign.append(TopicPartition(tp[0], tp[1], mat.store.applied_offset))
-                log.info(
-                    "standby started ring=%s server=%s topic=%s partition=%d offset=%d",
-                    self.ring,
-                    self.server_id,
-                    tp[0],
-                    tp[1],
-                    mat.store.applied_offset,
-                )
+            assign.append(TopicPartition(tp[0], tp[1], mat.store.applied_offset))
+            log.info(
+                "standby started ring=%s server=%s topic=%s partition=%d offset=%d",
+                self.ring,
+                self.server_id,
+                tp[0],
+                tp[1],
+                mat.store.applied_offset,
+            )
         if unassign:
             self._consumer.incremental_unassign([TopicPartition(t, p) for t, p in unassign])
         if assign:
@@ -140,7 +160,7 @@ class StandbyKeeper:
         while not self._stop.is_set():
             try:
                 self._sync_assignment()
-            except KafkaException as exc:
+            except (KafkaException, PegasusError) as exc:
                 log.warning("standby assignment failed ring=%s error=%s", self.ring, exc)
             msgs = self._consumer.consume(num_messages=2000, timeout=0.2)
             if not msgs:

@@ -179,6 +179,10 @@ class PartitionStore:
         self.digest = _U64.unpack(raw_digest)[0] if raw_digest else 0
         self._closed = False
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def handle(self, cf: str) -> Any:
         return self._handles[cf]
 
@@ -246,8 +250,13 @@ class PartitionStore:
         del snaps, meta
         return recorded[0], recorded[1], total
 
-    def checkpoint(self, target: Path) -> int:
-        """A consistent copy of the store at ``target``; returns its applied offset."""
+    def checkpoint(self, target: Path) -> tuple[int, int]:
+        """A consistent copy of the store at ``target``: (its applied offset, its digest).
+
+        Data, offset and digest are written in one batch, so any RocksDB
+        checkpoint holds a state the store really had; the copy is opened to
+        read which one.
+        """
         if target.exists():
             shutil.rmtree(target)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -255,7 +264,7 @@ class PartitionStore:
         Checkpoint(self.db).create_checkpoint(str(target))
         copy = PartitionStore(target, self.column_families)
         try:
-            return copy.applied_offset
+            return copy.applied_offset, copy.digest
         finally:
             copy.close()
 

@@ -22,8 +22,21 @@ from pegasus_kafka.schema import BACKUP, PRIMARY
 from tests.helpers import wait_for
 
 
-def register_ring(cfg: Config, name: str) -> None:
-    RegistryWriter(cfg).add_ring(name)
+def register_ring(cfg: Config, name: str, snapshot_from: str | None = None) -> None:
+    RegistryWriter(cfg).add_ring(name, snapshot_from)
+
+
+def ring_cli(cfg: Config, *args: str) -> tuple[int, str]:
+    """Run ``pegasus ring ARGS`` in-process with this test's config."""
+    from click.testing import CliRunner
+
+    from pegasus_kafka.cli import common
+    from pegasus_kafka.cli.main import cli
+
+    state = common.State(None, 0)
+    state._cfg = cfg
+    result = CliRunner().invoke(cli.commands["ring"], list(args), obj=state)
+    return result.exit_code, result.output
 
 
 @dataclass
@@ -81,8 +94,8 @@ class Ring:
                 s.stop()
 
 
-def start_ring(cfg: Config, name: str, servers: int = 2) -> Ring:
-    register_ring(cfg, name)
+def start_ring(cfg: Config, name: str, servers: int = 2, snapshot_from: str | None = None) -> Ring:
+    register_ring(cfg, name, snapshot_from)
     ring = Ring(cfg, name)
     for i in range(servers):
         ring.start_server(f"s{i + 1}")
@@ -149,3 +162,45 @@ def start_server_process(cfg: Config, ring: str, server_id: str, log_path: Any) 
         stdout=subprocess.DEVNULL,
         stderr=open(log_path, "ab"),
     )
+
+
+class QueryLoad:
+    """A client querying current values continuously on its own thread."""
+
+    def __init__(self, cfg: Config, points: int = 50) -> None:
+        from pegasus_kafka.client import PegasusClient
+        from pegasus_kafka.collector.sources import SimSource
+
+        self.keys = [int(k) for k in SimSource(cfg.sites[0], "ems-a", PRIMARY).field.ikeys[:points]]
+        self.client = PegasusClient(cfg)
+        self.answered: dict[str, int] = {}
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="query-load", daemon=True)
+
+    def _run(self) -> None:
+        from pegasus_kafka.errors import PegasusError
+
+        while not self._stop.is_set():
+            try:
+                result = self.client.current(self.keys)
+            except PegasusError as exc:
+                self.failures.append(str(exc))
+            else:
+                self.answered[result.ring] = self.answered.get(result.ring, 0) + 1
+
+    def start(self) -> QueryLoad:
+        self._thread.start()
+        return self
+
+    def count(self, ring: str) -> int:
+        return self.answered.get(ring, 0)
+
+    def wait_answers(self, ring: str, more: int, timeout: float = 60.0) -> None:
+        target = self.count(ring) + more
+        wait_for(lambda: self.count(ring) >= target, timeout, f"{more} answers from {ring}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.client.close()

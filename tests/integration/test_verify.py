@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import json
 
-from click.testing import CliRunner
-
 from pegasus_kafka.config import Config
 from pegasus_kafka.ring.scan import ScanPartition
-from tests.integration.harness import produce_site, start_ring, wait_caught_up
+from tests.integration.harness import produce_site, ring_cli, start_ring, wait_caught_up
 
 
 def _verify(cfg: Config, *args: str) -> tuple[int, dict]:
-    from pegasus_kafka.cli import common
-    from pegasus_kafka.cli.main import cli
-
-    state = common.State(None, 0)
-    state._cfg = cfg
-    result = CliRunner().invoke(cli.commands["ring"], ["verify", *args, "--json"], obj=state)
-    return result.exit_code, json.loads(result.output.strip().splitlines()[-1])
+    code, out = ring_cli(cfg, "verify", *args, "--json")
+    return code, json.loads(out.strip().splitlines()[-1])
 
 
 def test_verify_passes_equal_rings_and_names_a_corrupted_partition(cfg: Config) -> None:

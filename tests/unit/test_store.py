@@ -67,7 +67,7 @@ def test_checkpoint_is_a_consistent_copy(tmp_path: Path) -> None:
     batch = store.begin()
     batch.put("data", b"k", b"v")
     store.commit(batch, 7)
-    assert store.checkpoint(tmp_path / "cp") == 7
+    assert store.checkpoint(tmp_path / "cp") == (7, store.digest)
     copy = PartitionStore(tmp_path / "cp", ("data",))
     assert copy.digest == store.digest and copy.applied_offset == 7
     copy.close()

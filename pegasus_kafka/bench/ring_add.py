@@ -1,0 +1,217 @@
+"""``pegasus bench ring-add``: add, sync and remove rings while others serve.
+
+Two rings of ring servers (child processes) serve a client that queries
+current values continuously while a paced feed ingests both hosts' scans.
+A third ring is added and synced by replay from offset zero, proven equal and
+removed; a fourth is added from a snapshot of the first ring, proven equal;
+then one of the original rings is removed. Every query made meanwhile counts,
+and the existing rings' latency and lag are compared with before the add.
+
+The syncing ring's processes run at a lower CPU priority (nice 10): on this
+one machine every ring shares the same two cores, where in production each
+ring has servers of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pegasus_kafka.bench import procs
+from pegasus_kafka.bench.ingest import produce_history
+from pegasus_kafka.client import PegasusClient
+from pegasus_kafka.collector.sources import SimSource
+from pegasus_kafka.config import Config, HostConfig, ServerSettings, SiteConfig
+from pegasus_kafka.errors import PegasusError
+from pegasus_kafka.kafka.registry import RegistryView
+from pegasus_kafka.kafka.topics import ensure_topics
+from pegasus_kafka.ring.health import live_servers, ring_serving
+from pegasus_kafka.ring.lifecycle import add_ring, remove_ring
+from pegasus_kafka.ring.promote import agreement
+from pegasus_kafka.schema import PRIMARY
+
+NICE = 10
+
+
+def _config(cfg: Config, points: int, workdir: Path) -> Config:
+    site = SiteConfig(
+        name="bench",
+        code=98,
+        scan_period_ms=1000,
+        points=points,
+        seed=5,
+        hosts=(HostConfig("ems-a", "primary"), HostConfig("ems-b", "backup")),
+    )
+    return cfg.with_overrides(
+        kafka=dataclasses.replace(cfg.kafka, topic_prefix=f"bench-{uuid.uuid4().hex[:8]}"),
+        store=dataclasses.replace(cfg.store, data_dir=str(workdir / "data")),
+        collector=dataclasses.replace(cfg.collector, spool_dir=str(workdir / "spool")),
+        server=ServerSettings(
+            http_host="127.0.0.1", standby_replicas=1, in_sync_lag=200, heartbeat_s=0.5
+        ),
+        sites=(site,),
+    )
+
+
+class Load:
+    """A client querying 100 points' current values, 20 times a second."""
+
+    def __init__(self, cfg: Config) -> None:
+        field = SimSource(cfg.sites[0], cfg.sites[0].hosts[0].name, PRIMARY).field
+        self.keys = [int(k) for k in field.ikeys[:100]]
+        self.client = PegasusClient(cfg, cooldown_s=2.0)
+        self.log: list[tuple[float, str, float]] = []
+        self.failed: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-load", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            try:
+                result = self.client.current(self.keys)
+            except PegasusError as exc:
+                self.failed.append(str(exc))
+            else:
+                self.log.append((time.monotonic(), result.ring, time.perf_counter() - started))
+            self._stop.wait(max(0.0, 0.05 - (time.perf_counter() - started)))
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def p99_ms(self, rings: set[str], t0: float, t1: float) -> float | None:
+        lat = [s for t, r, s in self.log if r in rings and t0 <= t <= t1]
+        return round(float(np.percentile(lat, 99)) * 1000, 1) if lat else None
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.client.close()
+
+
+class LagWatch:
+    """The largest lag any server of the given rings reported, while running."""
+
+    def __init__(self, cfg: Config, view: RegistryView, rings: set[str]) -> None:
+        self.cfg, self.view, self.rings = cfg, view, rings
+        self.max_lag = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-lag", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            for ring in list(self.rings):
+                for s in live_servers(self.cfg, self.view, ring):
+                    self.max_lag = max(self.max_lag, s.lag)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        return self.max_lag
+
+
+def _wait(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise PegasusError(f"bench: timed out waiting for {what}")
+        time.sleep(0.1)  # poll
+
+
+def _sync(cfg: Config, view: RegistryView, name: str, peer: str | None, servers: int) -> Any:
+    """Add ring ``name`` and time it to serving; returns (seconds, its processes)."""
+    started = time.monotonic()
+    add_ring(cfg, view, name, peer)
+    children = [procs.start_server(cfg, name, f"s{i + 1}", NICE) for i in range(servers)]
+    _wait(lambda: ring_serving(cfg, view, name), 900, f"ring {name} in sync")
+    return time.monotonic() - started, children
+
+
+def _equal(cfg: Config, view: RegistryView, ring: str, peer: str) -> bool:
+    """Digests agree on every partition (retried while ingest moves the offsets)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        verdict = agreement(cfg, view, ring, peer)
+        if verdict.different:
+            return False
+        if not verdict.not_comparable:
+            return True
+        time.sleep(0.2)  # poll
+    return False
+
+
+def run_ring_add(cfg: Config, quick: bool) -> dict[str, Any]:
+    points = 20_000 if quick else 50_000
+    history_scans = 150 if quick else 600
+    servers = 1 if quick else 2
+    workdir = Path(tempfile.mkdtemp(prefix="pegasus-bench-ring-"))
+    children: list[Any] = []
+    bcfg = _config(cfg, points, workdir)
+    view = None
+    load = None
+    try:
+        ensure_topics(bcfg)
+        now_scan = int(time.time() * 1000) // bcfg.sites[0].scan_period_ms
+        samples = produce_history(bcfg, now_scan - history_scans, history_scans)
+        view = RegistryView(bcfg)
+        view.wait_caught_up()
+        for name in ("a", "b"):
+            add_ring(bcfg, view, name)
+            children += [procs.start_server(bcfg, name, f"s{i + 1}") for i in range(servers)]
+        for name in ("a", "b"):
+            _wait(lambda n=name: ring_serving(bcfg, view, n), 900, f"ring {name} in sync")
+        children.append(procs.start_feed(bcfg, now_scan))
+        load = Load(bcfg)
+        load.start()
+        window = 10 if quick else 30
+        time.sleep(2)  # poll: let the load settle before measuring
+        t_before = time.monotonic()
+        time.sleep(window)  # poll: the measured window before any ring is added
+        t_add = time.monotonic()
+        lag = LagWatch(bcfg, view, {"a", "b"})
+
+        replay_s, c_procs = _sync(bcfg, view, "c", None, servers)
+        replay_equal = _equal(bcfg, view, "c", "a")
+        remove_ring(bcfg, view, "c", wait_s=60)
+        procs.stop(c_procs)
+
+        snapshot_s, d_procs = _sync(bcfg, view, "d", "a", servers)
+        children += d_procs
+        snapshot_equal = _equal(bcfg, view, "d", "a")
+        t_synced = time.monotonic()
+        max_lag = lag.stop()
+
+        remove_ring(bcfg, view, "b", wait_s=60)
+        time.sleep(3)  # poll: queries keep running after the removal
+        load.stop()
+        existing = {"a", "b"}
+        return {
+            "points": points,
+            "servers_per_ring": servers,
+            "samples_in_rds": samples,
+            "replay_sync_s": round(replay_s, 2),
+            "snapshot_sync_s": round(snapshot_s, 2),
+            "snapshot_speedup": round(replay_s / snapshot_s, 2),
+            "digest_equal": replay_equal and snapshot_equal,
+            "queries": len(load.log) + len(load.failed),
+            "failed_queries": len(load.failed),
+            "existing_rings_p99_ms_before": load.p99_ms(existing, t_before, t_add),
+            "existing_rings_p99_ms_during": load.p99_ms(existing, t_add, t_synced),
+            "existing_rings_max_lag_during": max_lag,
+        }
+    finally:
+        if load is not None:
+            load.stop()
+        procs.stop(children)
+        if view is not None:
+            view.close()
+        shutil.rmtree(workdir, ignore_errors=True)
