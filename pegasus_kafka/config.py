@@ -40,6 +40,11 @@ class KafkaSettings:
     #: librdkafka properties passed through verbatim (security.protocol, sasl.*, ssl.*, ...)
     client: Mapping[str, str] = field(default_factory=dict)
 
+    def __reduce__(self) -> tuple[Any, tuple[str, str, dict[str, str]]]:
+        # Configs travel to child processes (spawned servers); a mapping proxy
+        # does not pickle, so the client settings go as a plain dict.
+        return (_kafka_settings, (self.bootstrap, self.topic_prefix, dict(self.client)))
+
     def redacted(self) -> dict[str, str]:
         """The client settings safe to log: secrets are masked."""
         out = {"bootstrap.servers": self.bootstrap}
@@ -47,6 +52,10 @@ class KafkaSettings:
             masked = any(marker in key.lower() for marker in SECRET_MARKERS)
             out[key] = "***" if masked else value
         return out
+
+
+def _kafka_settings(bootstrap: str, topic_prefix: str, client: dict[str, str]) -> KafkaSettings:
+    return KafkaSettings(bootstrap, topic_prefix, types.MappingProxyType(client))
 
 
 @dataclass(frozen=True)
@@ -108,6 +117,9 @@ class ServerSettings:
     standby_replicas: int = 1
     #: a partition whose lag is at most this many records counts as in sync
     in_sync_lag: int = 50
+    #: an in-sync server counts as out of sync again only beyond this lag, so a
+    #: brief spike under load does not take its ring out of service
+    out_of_sync_lag: int = 5000
     #: seconds between a server's registry heartbeats
     heartbeat_s: float = 2.0
 
@@ -261,6 +273,12 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"sites[{i}].hosts", "role must be primary or backup")
         if site.hosts and roles.count("primary") != 1:
             raise ConfigError(f"sites[{i}].hosts", "exactly one host starts as primary")
+    if cfg.server.in_sync_lag < 0:
+        raise ConfigError("server.in_sync_lag", "must be at least 0")
+    if cfg.server.out_of_sync_lag < cfg.server.in_sync_lag:
+        raise ConfigError("server.out_of_sync_lag", "must be at least server.in_sync_lag")
+    if cfg.server.heartbeat_s <= 0:
+        raise ConfigError("server.heartbeat_s", "must be positive")
     names = [r.name for r in cfg.rings]
     if len(names) != len(set(names)):
         raise ConfigError("rings", "ring names must be unique")

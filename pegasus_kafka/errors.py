@@ -106,6 +106,12 @@ class QueryError(PegasusError):
     hint = "correct the query"
 
 
+class NotHeld(QueryError):
+    """This server holds no copy of the partition asked for (it moved, or never was here)."""
+
+    hint = "ask the server the ring registry lists for that partition"
+
+
 class UnknownPoint(QueryError):
     """The query names a point this RDS does not hold."""
 

@@ -17,13 +17,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from pegasus_kafka import columnar
 from pegasus_kafka.api.openapi import SPEC
-from pegasus_kafka.api.queries import Queries, parse_ikeys
-from pegasus_kafka.errors import NotInSync, PegasusError, QueryError, UnknownPoint
+from pegasus_kafka.api.queries import Queries, json_column, parse_ikeys
+from pegasus_kafka.errors import NotHeld, NotInSync, PegasusError, QueryError, UnknownPoint
 from pegasus_kafka.ring.snapshot import H_DIGEST, H_OFFSET
 
 log = logging.getLogger(__name__)
@@ -35,16 +37,23 @@ def _error(status: int, error: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status)
 
 
+def _int64(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise QueryError(f"{name}: expected an integer, got {raw[:40]!r}") from None
+    if not -(2**63) <= value < 2**63:
+        raise QueryError(f"{name}: out of the 64-bit integer range")
+    return value
+
+
 def _int_param(request: Request, name: str, default: int | None = None) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         if default is None:
             raise QueryError(f"{name}: required")
         return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise QueryError(f"{name}: expected an integer, got {raw!r}") from None
+    return _int64(name, raw)
 
 
 def _guard(fn: Callable[[Request], Any], needs_sync: bool = True) -> Handler:
@@ -61,6 +70,8 @@ def _guard(fn: Callable[[Request], Any], needs_sync: bool = True) -> Handler:
             body = await run_in_threadpool(fn, request)
         except UnknownPoint as exc:
             return _error(404, "unknown_point", exc.args[0])
+        except NotHeld as exc:
+            return _error(404, "not_held", exc.args[0])
         except QueryError as exc:
             return _error(400, "bad_query", exc.args[0])
         except NotInSync as exc:
@@ -80,14 +91,47 @@ def _current(request: Request) -> Any:
     return {"points": q.current(ikeys, local_only=local)}
 
 
+def _format(request: Request) -> str:
+    fmt = request.query_params.get("format", "json")
+    if fmt not in ("json", "columns"):
+        raise QueryError(f"format: '{fmt}' is not one of json, columns")
+    return fmt
+
+
+def _columns(cols: dict[str, Any], meta: dict[str, Any]) -> Response:
+    return Response(columnar.encode(cols, meta), media_type=columnar.MEDIA_TYPE)
+
+
 def _history(request: Request) -> Any:
     q: Queries = request.app.state.queries
-    return q.history(
+    step = request.query_params.get("step")
+    args = (
         _int_param(request, "ikey"),
         _int_param(request, "from"),
         _int_param(request, "to"),
         request.query_params.get("host"),
+        None if step is None else _int_param(request, "step"),
+        request.query_params.get("fill"),
+        request.query_params.get("local") == "1",
     )
+    if _format(request) == "columns":
+        return _columns(*q.series(*args))
+    return q.history(*args)
+
+
+def _matrix(request: Request) -> Any:
+    q: Queries = request.app.state.queries
+    fmt = _format(request)
+    cols, meta = q.matrix(
+        parse_ikeys(request.query_params.get("ikeys", "")),
+        _int_param(request, "from"),
+        _int_param(request, "to"),
+        _int_param(request, "step"),
+        request.query_params.get("fill"),
+    )
+    if fmt == "columns":
+        return _columns(cols, meta)
+    return {**meta, **{name: json_column(col) for name, col in cols.items()}}
 
 
 def _events(request: Request) -> Any:
@@ -107,10 +151,7 @@ def _events(request: Request) -> Any:
 
 def _meta(request: Request) -> Any:
     q: Queries = request.app.state.queries
-    try:
-        ikey = int(request.path_params["ikey"])
-    except ValueError:
-        raise QueryError("ikey: expected an integer") from None
+    ikey = _int64("ikey", request.path_params["ikey"])
     return {"versions": q.meta(ikey, local_only=request.query_params.get("local") == "1")}
 
 
@@ -142,19 +183,35 @@ def _openapi(request: Request) -> Any:
     return SPEC
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and methods answer in the same JSON shape as every other error."""
+    assert isinstance(exc, HTTPException)
+    error = "not_found" if exc.status_code == 404 else "bad_request"
+    return _error(exc.status_code, error, f"{request.method} {request.url.path}: {exc.detail}")
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.error("query crashed path=%s", request.url.path, exc_info=exc)
+    return _error(500, "internal", f"{type(exc).__name__} (logged on the server)")
+
+
 def build_app(queries: Queries) -> Starlette:
     app = Starlette(
         routes=[
             Route("/v1/current", _guard(_current)),
             Route("/v1/history", _guard(_history)),
+            Route("/v1/matrix", _guard(_matrix)),
             Route("/v1/events", _guard(_events)),
             Route("/v1/meta/{ikey}", _guard(_meta)),
             Route("/v1/health", _guard(_health, needs_sync=False)),
-            Route("/v1/snapshot", _guard(_snapshot)),
+            # The caller picks its source: a serving peer ring, or a server of its
+            # own ring, which may still be syncing.
+            Route("/v1/snapshot", _guard(_snapshot, needs_sync=False)),
             Route("/v1/scan-digests", _guard(_scan_digests, needs_sync=False)),
             Route("/metrics", _guard(_metrics, needs_sync=False)),
             Route("/openapi.json", _guard(_openapi, needs_sync=False)),
-        ]
+        ],
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
     app.state.queries = queries
     return app

@@ -30,6 +30,15 @@ def _param(
 _INT = {"type": "integer", "format": "int64"}
 _LOCAL = _param("local", {"type": "string", "enum": ["1"]}, False)
 
+_STEP_OPTIONAL = _param("step", {"type": "integer", "minimum": 1}, False)
+_FILL = _param("fill", {"type": "string", "enum": ["previous", "linear"]}, False)
+_FORMAT = _param("format", {"type": "string", "enum": ["json", "columns"]}, False)
+_COLUMNS_OK = {
+    "description": "Columns: light JSON, or with format=columns the compact binary encoding "
+    "(zstd-compressed numpy columns, see pegasus_kafka/columnar.py)",
+    "content": {"application/json": {}, "application/x-pegasus-columns": {}},
+}
+
 SPEC: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {
@@ -54,15 +63,34 @@ SPEC: dict[str, Any] = {
         },
         "/v1/history": {
             "get": {
-                "summary": "Raw samples of one point: resolved, or one host's mirror stream",
+                "summary": "One point's samples: raw, or on a regular grid with per-step stats",
+                "description": "Resolved, or one host's mirror stream with 'host'. With 'step' "
+                "(ms): columns times, values (by the fill rule), min, max, avg, count.",
                 "parameters": [
                     _param("ikey", _INT, True),
                     _param("from", _INT, True),
                     _param("to", _INT, True),
                     _param("host", {"type": "string"}, False),
+                    _STEP_OPTIONAL,
+                    _FILL,
+                    _FORMAT,
                     _LOCAL,
                 ],
-                "responses": {"200": {"description": "Columns times, values, quality"}, **_ERRORS},
+                "responses": {"200": _COLUMNS_OK, **_ERRORS},
+            }
+        },
+        "/v1/matrix": {
+            "get": {
+                "summary": "Many points on one regular grid, with per-step stats",
+                "parameters": [
+                    _param("ikeys", {"type": "string", "pattern": "^[0-9, ]+$"}, True),
+                    _param("from", _INT, True),
+                    _param("to", _INT, True),
+                    _param("step", {"type": "integer", "minimum": 1}, True),
+                    _FILL,
+                    _FORMAT,
+                ],
+                "responses": {"200": _COLUMNS_OK, **_ERRORS},
             }
         },
         "/v1/events": {

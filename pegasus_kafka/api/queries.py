@@ -13,9 +13,11 @@ from typing import Any
 import httpx
 import numpy as np
 
-from pegasus_kafka.errors import NotInSync, QueryError, UnknownPoint
+from pegasus_kafka import columnar
+from pegasus_kafka.api.matrix import LOOKBACK_MS, PREVIOUS, fill_rule, grid, regular
+from pegasus_kafka.errors import NotHeld, NotInSync, QueryError, UnknownPoint
 from pegasus_kafka.keys import partitions_of
-from pegasus_kafka.ring.health import live_servers, ring_complete
+from pegasus_kafka.ring.health import live_servers, ring_serving
 from pegasus_kafka.ring.records import EventPartition, MetaPartition
 from pegasus_kafka.ring.resolve import resolve
 from pegasus_kafka.ring.scan import ScanPartition
@@ -49,7 +51,9 @@ class Queries:
         self._http = httpx.Client(timeout=10.0)
 
     def require_in_sync(self) -> None:
-        if not ring_complete(self.cfg, self.server.registry, self.server.ring):
+        # Serving needs the ring IN_SYNC in the registry (caught up and its digests
+        # proven equal to a peer's), and every partition owned by a live server.
+        if not ring_serving(self.cfg, self.server.registry, self.server.ring):
             raise NotInSync(f"ring '{self.server.ring}' is not in sync")
 
     def _owner(self, topic: str, partition: int) -> str | None:
@@ -72,7 +76,7 @@ class Queries:
             mat = self._local_scan(int(p))
             if mat is None:
                 if local_only:
-                    raise NotInSync(f"partition {p} moved away from this server")
+                    raise NotHeld(f"partition {p} moved away from this server")
                 owner = self._owner(self.cfg.scan_topic, int(p))
                 if owner is None:
                     raise NotInSync(f"no server of ring '{self.server.ring}' owns partition {p}")
@@ -86,24 +90,41 @@ class Queries:
         rows.sort(key=lambda r: order.get(r["ikey"], 0))
         return rows
 
-    def history(self, ikey: int, t0: int, t1: int, host: str | None) -> dict[str, Any]:
-        """Raw samples of one point: resolved, or one host's mirror stream."""
+    def series(
+        self,
+        ikey: int,
+        t0: int,
+        t1: int,
+        host: str | None = None,
+        step: int | None = None,
+        fill: str | None = None,
+        local_only: bool = False,
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """One point's samples as columns: raw (times, values, quality), or on a
+        regular grid of ``step`` ms (times, values, min, max, avg, count; see
+        :mod:`pegasus_kafka.api.matrix`). Resolved, or one host's mirror stream."""
         if t1 < t0:
             raise QueryError("time range: 'to' is before 'from'")
+        times = None if step is None else grid(t0, t1, step)
         p = int(partitions_of(np.array([ikey], np.int64), self.cfg.topics.partitions)[0])
         mat = self._local_scan(p)
         if mat is None:
+            if local_only:
+                raise NotHeld(f"partition {p} moved away from this server")
             owner = self._owner(self.cfg.scan_topic, p)
             if owner is None:
                 raise NotInSync(f"no server of ring '{self.server.ring}' owns partition {p}")
-            params: dict[str, Any] = {"ikey": ikey, "from": t0, "to": t1}
-            if host:
-                params["host"] = host
-            return self._peer(owner, "/v1/history", params)
+            params: dict[str, Any] = {"ikey": ikey, "from": t0, "to": t1, "format": "columns"}
+            for name, value in (("host", host), ("step", step), ("fill", fill)):
+                if value is not None:
+                    params[name] = value
+            return columnar.decode(self._peer_response(owner, "/v1/history", params).content)
         dtype = next((t for t in VALUE_TYPES if mat.knows(t, ikey)), None)
         if dtype is None:
             raise UnknownPoint(f"unknown point {ikey}")
-        streams = mat.history(dtype, ikey, t0, t1)
+        rule = None if step is None else fill_rule(dtype, fill)
+        start = t0 if step is None else t0 - LOOKBACK_MS
+        streams = mat.history(dtype, ikey, start, t1)
         if host is not None:
             if host not in streams and host not in mat.hosts:
                 raise QueryError(f"unknown host '{host}'; known: {', '.join(mat.hosts)}")
@@ -111,25 +132,51 @@ class Queries:
             samples = chosen if chosen is not None else resolve([], mat.period_ms())
         else:
             samples = resolve([streams[h] for h in mat.hosts if h in streams], mat.period_ms())
-        return {
-            "ikey": ikey,
-            "type": DATA_TYPES[dtype],
-            "stream": host or "resolved",
-            "times": samples.times.tolist(),
-            "values": finite_list(samples.values),
-            "quality": samples.quality.tolist(),
-        }
+        meta = {"ikey": ikey, "type": DATA_TYPES[dtype], "stream": host or "resolved"}
+        if times is None or rule is None or step is None:
+            cols = {"times": samples.times, "values": samples.values, "quality": samples.quality}
+            return cols, meta
+        cells = regular(samples, times, step, rule)
+        cols = {"times": times, "values": cells.pop("value"), **cells}
+        return cols, {**meta, "step": step, "fill": rule}
+
+    def history(
+        self,
+        ikey: int,
+        t0: int,
+        t1: int,
+        host: str | None = None,
+        step: int | None = None,
+        fill: str | None = None,
+        local_only: bool = False,
+    ) -> dict[str, Any]:
+        """:meth:`series` as light JSON (NaN becomes null)."""
+        cols, meta = self.series(ikey, t0, t1, host, step, fill, local_only)
+        return {**meta, **{name: json_column(col) for name, col in cols.items()}}
+
+    def matrix(
+        self, ikeys: np.ndarray, t0: int, t1: int, step: int, fill: str | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Several points on one grid: 2-D columns, one row per point, in key order."""
+        times = grid(t0, t1, step, len(ikeys))
+        rows = [self.series(int(k), t0, t1, None, step, fill)[0] for k in ikeys]
+        cols: dict[str, np.ndarray] = {"times": times, "ikeys": ikeys.astype(np.int64)}
+        for name in ("values", "min", "max", "avg", "count"):
+            cols[name] = np.stack([r[name] for r in rows])
+        return cols, {"step": step, "fill": fill or PREVIOUS}
 
     def events(self, t0: int, t1: int, limit: int, only: int | None = None) -> list[dict[str, Any]]:
         if t1 < t0:
             raise QueryError("time range: 'to' is before 'from'")
+        if only is not None and not 0 <= only < self.cfg.topics.partitions:
+            raise QueryError(f"partition: between 0 and {self.cfg.topics.partitions - 1}")
         out: list[dict[str, Any]] = []
         for p in range(self.cfg.topics.partitions) if only is None else [only]:
             mat = self.server.materialiser(self.cfg.events_topic, p)
             if isinstance(mat, EventPartition):
                 out.extend(mat.events(t0, t1, limit))
             elif only is not None:
-                raise NotInSync(f"partition {p} moved away from this server")
+                raise NotHeld(f"partition {p} moved away from this server")
             else:
                 out.extend(self._peer_records("events", p, {"from": t0, "to": t1, "limit": limit}))
         out.sort(key=lambda e: (e["time_ms"], e["site"], e["host"], e["seq"]))
@@ -141,7 +188,7 @@ class Queries:
         if isinstance(mat, MetaPartition):
             versions = mat.versions(ikey)
         elif local_only:
-            raise NotInSync(f"partition {p} moved away from this server")
+            raise NotHeld(f"partition {p} moved away from this server")
         else:
             versions = self._peer_records(f"meta/{ikey}", p, {})
         if not versions:
@@ -157,6 +204,9 @@ class Queries:
         return list(body.get("events", body.get("versions", [])))
 
     def _peer(self, endpoint: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._peer_response(endpoint, path, params).json())
+
+    def _peer_response(self, endpoint: str, path: str, params: dict[str, Any]) -> httpx.Response:
         """Ask a server of the same ring about its own partitions only.
 
         A peer's verdict on the query itself (unknown point, bad range) is
@@ -166,14 +216,14 @@ class Queries:
             resp = self._http.get(f"{endpoint}{path}", params={**params, "local": "1"})
         except httpx.HTTPError as exc:
             raise NotInSync(f"peer {endpoint} unreachable: {type(exc).__name__}") from None
+        if resp.status_code == 200:
+            return resp
         try:
             body = resp.json()
         except ValueError:
             body = {}
-        if resp.status_code == 200:
-            return dict(body)
         detail = body.get("detail", f"HTTP {resp.status_code}")
-        if resp.status_code == 404:
+        if resp.status_code == 404 and body.get("error") == "unknown_point":
             raise UnknownPoint(detail)
         if resp.status_code == 400:
             raise QueryError(detail)
@@ -195,23 +245,26 @@ class Queries:
             "ring": srv.ring,
             "server": srv.server_id,
             "state": "in-sync" if srv.in_sync() else "syncing",
-            "ring_in_sync": ring_complete(self.cfg, srv.registry, srv.ring),
+            "ring_in_sync": ring_serving(self.cfg, srv.registry, srv.ring),
             "lag": srv.total_lag(),
             "owned": sorted(partitions),
             "standby": srv.standby.standby() if srv.standby else [],
+            "standby_lag": srv.standby.lags() if srv.standby else {},
             "assigned_from": {f"{t}:{p}": list(v) for (t, p), v in srv.assigned_from.items()},
             "partitions": partitions,
         }
 
     def snapshot(self, topic: str, partition: int) -> Snapshot:
-        """A consistent snapshot of one partition this server owns, for a syncing ring."""
+        """A consistent snapshot of a partition this server owns or stands by for."""
         if topic not in self.cfg.data_topics:
             raise QueryError(f"topic: one of {', '.join(self.cfg.data_topics)}")
         if not 0 <= partition < self.cfg.topics.partitions:
             raise QueryError(f"partition: between 0 and {self.cfg.topics.partitions - 1}")
         mat = self.server.materialiser(topic, partition)
+        if mat is None and self.server.standby is not None:
+            mat = self.server.standby.copy(topic, partition)
         if mat is None:
-            raise NotInSync(f"this server does not own {topic}:{partition}")
+            raise NotHeld(f"this server holds no copy of {topic}:{partition}")
         return make_snapshot(mat, self.server.data_dir / ".snapshots")
 
     def scan_digests(self) -> dict[str, Any]:
@@ -238,6 +291,13 @@ def finite(x: Any) -> float | None:
     """JSON has no NaN: a missing value is null."""
     f = float(x)
     return None if f != f else f
+
+
+def json_column(col: np.ndarray) -> list[Any]:
+    """A column as JSON: floats with NaN as null, everything else as it is."""
+    if col.dtype.kind == "f":
+        return finite_list(col)
+    return list(col.tolist())
 
 
 def finite_list(values: np.ndarray) -> list[Any]:

@@ -6,6 +6,7 @@ benchmark's own client and the system under test do not share a GIL.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import signal
@@ -17,11 +18,13 @@ from pegasus_kafka.config import Config
 _CTX = multiprocessing.get_context("spawn")
 
 
-def _serve(cfg: Config, ring: str, server_id: str, nice: int) -> None:
+def _serve(cfg: Config, ring: str, server_id: str, nice: int, log_level: int) -> None:
     from pegasus_kafka.api.app import HttpServer, build_app
     from pegasus_kafka.api.queries import Queries
+    from pegasus_kafka.cli.common import setup_logging
     from pegasus_kafka.ring.server import RingServer
 
+    setup_logging(log_level)
     if nice:
         os.nice(nice)
     srv = RingServer(cfg, ring, server_id)
@@ -38,7 +41,8 @@ def _serve(cfg: Config, ring: str, server_id: str, nice: int) -> None:
 
 
 def start_server(cfg: Config, ring: str, server_id: str, nice: int = 0) -> Any:
-    proc = _CTX.Process(target=_serve, args=(cfg, ring, server_id, nice), daemon=True)
+    verbose = 0 if logging.getLogger().level >= logging.WARNING else 1
+    proc = _CTX.Process(target=_serve, args=(cfg, ring, server_id, nice, verbose), daemon=True)
     proc.start()
     return proc
 

@@ -45,7 +45,7 @@ def _config(cfg: Config, points: int, workdir: Path) -> Config:
     site = SiteConfig(
         name="bench",
         code=98,
-        scan_period_ms=1000,
+        scan_period_ms=5000,
         points=points,
         seed=5,
         hosts=(HostConfig("ems-a", "primary"), HostConfig("ems-b", "backup")),
@@ -136,6 +136,22 @@ def _sync(cfg: Config, view: RegistryView, name: str, peer: str | None, servers:
     return time.monotonic() - started, children
 
 
+def _standbys_warm(cfg: Config, view: RegistryView, rings: list[str]) -> bool:
+    """Every server's standby copies have caught up (they replay after the ring is
+    in sync, and would otherwise load the 'before' window)."""
+    import httpx
+
+    for ring in rings:
+        for server in live_servers(cfg, view, ring):
+            body = httpx.get(f"{server.endpoint}/v1/health", timeout=10).json()
+            lags = body.get("standby_lag", {})
+            if len(lags) < len(body.get("standby", [])):
+                return False
+            if any(lag > cfg.server.in_sync_lag for lag in lags.values()):
+                return False
+    return True
+
+
 def _equal(cfg: Config, view: RegistryView, ring: str, peer: str) -> bool:
     """Digests agree on every partition (retried while ingest moves the offsets)."""
     deadline = time.monotonic() + 60
@@ -151,6 +167,7 @@ def _equal(cfg: Config, view: RegistryView, ring: str, peer: str) -> bool:
 
 def run_ring_add(cfg: Config, quick: bool) -> dict[str, Any]:
     points = 20_000 if quick else 50_000
+    # Scans every 5 s, as SCADA does: the live feed is points/5 s per host.
     history_scans = 150 if quick else 600
     servers = 1 if quick else 2
     workdir = Path(tempfile.mkdtemp(prefix="pegasus-bench-ring-"))
@@ -169,6 +186,7 @@ def run_ring_add(cfg: Config, quick: bool) -> dict[str, Any]:
             children += [procs.start_server(bcfg, name, f"s{i + 1}") for i in range(servers)]
         for name in ("a", "b"):
             _wait(lambda n=name: ring_serving(bcfg, view, n), 900, f"ring {name} in sync")
+        _wait(lambda: _standbys_warm(bcfg, view, ["a", "b"]), 900, "warm standby copies")
         children.append(procs.start_feed(bcfg, now_scan))
         load = Load(bcfg)
         load.start()
@@ -204,6 +222,7 @@ def run_ring_add(cfg: Config, quick: bool) -> dict[str, Any]:
             "digest_equal": replay_equal and snapshot_equal,
             "queries": len(load.log) + len(load.failed),
             "failed_queries": len(load.failed),
+            "failure_samples": [f[:300] for f in dict.fromkeys(load.failed)][:3],
             "existing_rings_p99_ms_before": load.p99_ms(existing, t_before, t_add),
             "existing_rings_p99_ms_during": load.p99_ms(existing, t_add, t_synced),
             "existing_rings_max_lag_during": max_lag,

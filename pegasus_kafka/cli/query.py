@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -50,6 +52,57 @@ def history(
         body = client.history(ikey, t0, t1, host).body
     for t, v, q in zip(body["times"], body["values"], body["quality"], strict=True):
         emit_json({"time_ms": t, "value": v, "quality": q})
+
+
+@query.command("export")
+@click.argument("ikeys", nargs=-1, required=True, type=int)
+@click.option("--from", "t0", type=int, required=True, help="Start, ms since the epoch.")
+@click.option("--to", "t1", type=int, required=True, help="End (exclusive), ms since the epoch.")
+@click.option("--step", type=int, default=None, help="Regular grid step in ms (default: raw).")
+@click.option("--fill", type=click.Choice(["previous", "linear"]), default=None)
+@click.option("--host", default=None, help="One host's raw stream instead of resolved.")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, writable=True),
+    required=True,
+    help="File to write; .parquet writes Parquet, anything else CSV.",
+)
+@click.pass_context
+def export_history(
+    ctx: click.Context,
+    ikeys: tuple[int, ...],
+    t0: int,
+    t1: int,
+    step: int | None,
+    fill: str | None,
+    host: str | None,
+    out_path: str,
+) -> None:
+    """History of IKEYS to CSV or Parquet, a day at a time, with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from pegasus_kafka.client.export import chunks, export
+
+    path = Path(out_path)
+    fmt = "parquet" if path.suffix == ".parquet" else "csv"
+    total = len(ikeys) * len(chunks(t0, t1, step)) if t1 > t0 else 0
+    columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with _client(ctx) as client, Progress(*columns, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task("export", total=total)
+        rows = export(
+            client,
+            list(ikeys),
+            t0,
+            t1,
+            path,
+            fmt,
+            step,
+            fill,
+            host,
+            advance=lambda n: bar.advance(task),
+        )
+    click.echo(f"{rows} rows of {len(ikeys)} point(s) written to {path} ({fmt})", err=True)
 
 
 @query.command()

@@ -80,12 +80,12 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _ring_rows(cfg: Config, view: RegistryView, detail: bool = False) -> list[dict[str, Any]]:
-    from pegasus_kafka.cli.ring_check import digest_agreement, partition_lag
+    from pegasus_kafka.cli.ring_check import digest_agreement, server_lags
 
     rows = []
     for name, rec in sorted(view.rings().items()):
         servers = live_servers(cfg, view, name)
-        lags = partition_lag(cfg, view, name) if detail else {}
+        lags = {s.server: server_lags(s.endpoint) if detail else ({}, {}) for s in servers}
         rows.append(
             {
                 "ring": name,
@@ -109,7 +109,8 @@ def _ring_rows(cfg: Config, view: RegistryView, detail: bool = False) -> list[di
                         "owned": list(s.owned),
                         "standby": list(s.standby),
                         "lag": s.lag,
-                        "partition_lag": {p: lags.get(p) for p in s.owned},
+                        "partition_lag": {p: lags[s.server][0].get(p) for p in s.owned},
+                        "standby_lag": {p: lags[s.server][1].get(p) for p in s.standby},
                     }
                     for s in servers
                 ],
@@ -171,7 +172,7 @@ def status(ctx: click.Context, name: str | None, as_json: bool) -> None:
         emit_json(rows)
         return
     rings = Table("ring", "state", "sync", "verified with", "digests", "servers", "lag")
-    servers = Table("ring", "server", "state", "endpoint", "owned (lag)", "standby")
+    servers = Table("ring", "server", "state", "endpoint", "owned (lag)", "standby (lag)")
     for r in rows:
         rings.add_row(
             r["ring"],
@@ -187,7 +188,10 @@ def status(ctx: click.Context, name: str | None, as_json: bool) -> None:
                 f"{p.rsplit('.', 1)[-1]}({'?' if lag is None else lag})"
                 for p, lag in sorted(s["partition_lag"].items())
             )
-            standby = " ".join(p.rsplit(".", 1)[-1] for p in s["standby"])
+            standby = " ".join(
+                f"{p.rsplit('.', 1)[-1]}({'?' if lag is None else lag})"
+                for p, lag in sorted(s["standby_lag"].items())
+            )
             servers.add_row(r["ring"], s["server"], s["state"], s["endpoint"], owned, standby)
     console = Console()
     console.print(rings)

@@ -26,12 +26,14 @@ from pegasus_kafka.ring.promote import choose_peer, progress_of
 from pegasus_kafka.ring.verify import compare, corrupt, gather
 
 
-def partition_lag(cfg: Config, view: RegistryView, ring: str) -> dict[str, int | None]:
-    """Lag of every partition the ring's live servers own, as they report it."""
+def server_lags(endpoint: str) -> tuple[dict[str, int | None], dict[str, int]]:
+    """(lag of each owned partition, lag of each standby copy) as the server reports them."""
     try:
-        return {p: v.get("lag") for p, v in gather(cfg, view, ring).items()}
-    except (httpx.HTTPError, ValueError, KeyError):
-        return {}
+        body = httpx.get(f"{endpoint}/v1/health", timeout=10).json()
+    except (httpx.HTTPError, ValueError):
+        return {}, {}
+    owned = {p: v.get("lag") for p, v in body.get("partitions", {}).items()}
+    return owned, dict(body.get("standby_lag", {}))
 
 
 def digest_agreement(cfg: Config, view: RegistryView, ring: str) -> str:

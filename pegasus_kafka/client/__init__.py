@@ -1,5 +1,5 @@
 """The smart client: balances queries across in-sync rings and fails over."""
 
-from pegasus_kafka.client.client import PegasusClient, QueryResult
+from pegasus_kafka.client.client import Columns, PegasusClient, QueryResult
 
-__all__ = ["PegasusClient", "QueryResult"]
+__all__ = ["Columns", "PegasusClient", "QueryResult"]

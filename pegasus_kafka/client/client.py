@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import numpy as np
 
+from pegasus_kafka import columnar
 from pegasus_kafka.config import Config
 from pegasus_kafka.errors import NoRingAvailable, QueryError, UnknownPoint
 from pegasus_kafka.kafka.registry import RegistryView
@@ -32,6 +34,20 @@ class QueryResult:
     ring: str
     endpoint: str
     degraded: bool
+
+
+@dataclass(frozen=True)
+class Columns:
+    """A binary-encoded answer: numpy columns by name, plus what the query adds."""
+
+    columns: dict[str, np.ndarray]
+    meta: dict[str, Any]
+    ring: str
+    endpoint: str
+    degraded: bool
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.columns[name]
 
 
 class PegasusClient:
@@ -74,6 +90,17 @@ class PegasusClient:
         return sum(1 for r in self._registry.rings().values() if r["state"] != "RETIRED")
 
     def get(self, path: str, params: dict[str, Any]) -> QueryResult:
+        """A JSON query, answered by the first in-sync ring that can."""
+        resp, ring, endpoint, degraded = self._request(path, params)
+        return QueryResult(resp.json(), ring, endpoint, degraded)
+
+    def columns(self, path: str, params: dict[str, Any]) -> Columns:
+        """A query in the compact binary encoding, decoded to numpy columns."""
+        resp, ring, endpoint, degraded = self._request(path, {**params, "format": "columns"})
+        cols, meta = columnar.decode(resp.content)
+        return Columns(cols, meta, ring, endpoint, degraded)
+
+    def _request(self, path: str, params: dict[str, Any]) -> tuple[httpx.Response, str, str, bool]:
         rings = self.rings()
         now = time.monotonic()
         names = sorted(rings)
@@ -97,9 +124,9 @@ class PegasusClient:
                     errors.append(f"{ring}@{endpoint}: {type(exc).__name__}")
                     continue
                 if resp.status_code == 200:
-                    return QueryResult(resp.json(), ring, endpoint, degraded)
+                    return resp, ring, endpoint, degraded
                 body = _json(resp)
-                if resp.status_code == 404:
+                if resp.status_code == 404 and body.get("error") == "unknown_point":
                     raise UnknownPoint(body.get("detail", "unknown point"))
                 if 400 <= resp.status_code < 500:
                     raise QueryError(body.get("detail", f"HTTP {resp.status_code}"))
@@ -120,6 +147,38 @@ class PegasusClient:
         if host:
             params["host"] = host
         return self.get("/v1/history", params)
+
+    def series(
+        self,
+        ikey: int,
+        t0: int,
+        t1: int,
+        step: int | None = None,
+        fill: str | None = None,
+        host: str | None = None,
+    ) -> Columns:
+        """One point as numpy columns: raw samples, or on a regular grid of ``step`` ms
+        with min/max/avg per step (fill ``previous`` or, for analogs, ``linear``)."""
+        params: dict[str, Any] = {"ikey": ikey, "from": t0, "to": t1}
+        for name, value in (("step", step), ("fill", fill), ("host", host)):
+            if value is not None:
+                params[name] = value
+        return self.columns("/v1/history", params)
+
+    def matrix(
+        self, ikeys: list[int], t0: int, t1: int, step: int, fill: str | None = None
+    ) -> Columns:
+        """Several points on one grid: ``values``, ``min``, ``max``, ``avg``,
+        ``count`` are (points, steps) arrays; ``times`` the grid."""
+        params: dict[str, Any] = {
+            "ikeys": ",".join(map(str, ikeys)),
+            "from": t0,
+            "to": t1,
+            "step": step,
+        }
+        if fill is not None:
+            params["fill"] = fill
+        return self.columns("/v1/matrix", params)
 
     def events(self, t0: int, t1: int, limit: int = 10_000) -> QueryResult:
         return self.get("/v1/events", {"from": t0, "to": t1, "limit": limit})

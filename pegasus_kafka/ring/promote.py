@@ -5,20 +5,20 @@ ring's progress and writes it into the ring's registry record: the fraction of
 the topics' records applied and an ETA from the recent apply rate. Once every
 partition is owned by a server that is within the lag threshold, it compares
 the ring's digests with a serving peer ring, partition by partition, at equal
-applied offsets (see :mod:`pegasus_kafka.ring.verify`). Only when every
+applied offsets (see :mod:`pegasus_kafka.ring.verify`); rings that start
+together, none serving yet, compare with each other. Only when every
 partition agrees does the ring become IN_SYNC, and smart clients start to use
 it. A difference keeps the ring SYNCING and is logged as an error naming the
-partitions. With no peer serving (the first ring, or every other ring down)
-lag alone decides, and the record says no peer verified it.
+partitions. With no other ring caught up (the first ring, or every other ring
+down) lag alone decides, and the record says no peer verified it.
 
-This runs on its own thread: it talks HTTP to other servers, which must never
-hold up ingest.
+It runs on the server's heartbeat thread: it talks HTTP to other servers,
+which must never hold up ingest.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +49,8 @@ class Progress:
 
     @property
     def fraction(self) -> float:
+        if not self.partitions:
+            return 0.0
         return 1.0 if self.total <= 0 else min(1.0, self.applied / self.total)
 
 
@@ -92,14 +94,19 @@ class RateEstimate:
 
 
 def choose_peer(cfg: Config, view: RegistryView, ring: str) -> str | None:
-    """The serving ring to compare with: the snapshot source if it serves, else the
-    first serving ring by name."""
+    """The ring to compare with: the snapshot source if it serves, else the first
+    serving ring by name, else (rings starting together) the first other ring
+    that has caught up too."""
     rec = view.ring(ring) or {}
     preferred = snapshot_peer(rec)
-    serving = sorted(r for r in view.rings() if r != ring and ring_serving(cfg, view, r))
+    others = sorted(r for r, rec in view.rings().items() if r != ring and rec["state"] != "RETIRED")
+    serving = [r for r in others if ring_serving(cfg, view, r)]
     if preferred in serving:
         return preferred
-    return serving[0] if serving else None
+    if serving:
+        return serving[0]
+    caught_up = [r for r in others if ring_complete(cfg, view, r)]
+    return caught_up[0] if caught_up else None
 
 
 def agreement(cfg: Config, view: RegistryView, ring: str, peer: str) -> Verdict:
@@ -107,6 +114,8 @@ def agreement(cfg: Config, view: RegistryView, ring: str, peer: str) -> Verdict:
 
 
 class Promoter:
+    """Run :meth:`tick` once a heartbeat, off the ingest thread."""
+
     def __init__(self, cfg: Config, ring: str, server_id: str, view: RegistryView) -> None:
         self.cfg = cfg
         self.ring = ring
@@ -114,28 +123,18 @@ class Promoter:
         self.view = view
         self._writer = RegistryWriter(cfg)
         self._rate = RateEstimate()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="promoter", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
+    def tick(self) -> None:
+        try:
+            self.step()
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            log.info("sync check incomplete ring=%s error=%s", self.ring, exc)
+        except Exception:  # the next heartbeat tries again; the server keeps running
+            log.exception("sync check failed ring=%s", self.ring)
 
     def _leader(self) -> bool:
         live = sorted(s.server for s in live_servers(self.cfg, self.view, self.ring))
         return bool(live) and live[0] == self.server_id
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.cfg.server.heartbeat_s):
-            try:
-                self.step()
-            except (httpx.HTTPError, ValueError, KeyError) as exc:
-                log.info("sync check incomplete ring=%s error=%s", self.ring, exc)
-            except Exception:
-                log.exception("sync check failed ring=%s", self.ring)
 
     def step(self) -> None:
         rec = self.view.ring(self.ring)
@@ -149,7 +148,7 @@ class Promoter:
         if ring_complete(self.cfg, self.view, self.ring):
             peer = choose_peer(self.cfg, self.view, self.ring)
             if peer is None:
-                log.info("ring in sync on lag alone, no peer serving ring=%s", self.ring)
+                log.info("ring in sync on lag alone, no other ring caught up ring=%s", self.ring)
                 update.update(state="IN_SYNC", sync_progress=1.0, sync_eta_s=0.0)
             else:
                 verdict = agreement(self.cfg, self.view, self.ring, peer)

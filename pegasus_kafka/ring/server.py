@@ -1,11 +1,14 @@
 """A ring server: one member of its ring's consumer group.
 
 The group id derives from the ring's name (``<topic prefix>.ring.<name>``),
-so every ring reads the full topics
-independently. For each partition the group assigns, the server opens that
-partition's store, seeks to the store's own applied offset and materialises
-from there; on revocation it closes the store. Commit order is documented in
-:mod:`pegasus_kafka.ring.store`.
+so every ring reads the full topics independently. For each partition the
+group assigns, the server takes its warm standby copy, or opens its store on
+disk, or fills a missing store from a snapshot (see
+:mod:`pegasus_kafka.ring.snapshot`), or starts empty and replays; then it
+seeks to the store's own applied offset and materialises from there. On
+revocation the store becomes a standby copy, which the standby keeper closes
+once nobody needs it; on shutdown every store is closed. Commit order is
+documented in :mod:`pegasus_kafka.ring.store`.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from pegasus_kafka.ring.promote import Promoter
 from pegasus_kafka.ring.records import EventPartition, MetaPartition
 from pegasus_kafka.ring.scan import COLUMN_FAMILIES as SCAN_FAMILIES
 from pegasus_kafka.ring.scan import ScanPartition
-from pegasus_kafka.ring.snapshot import bootstrap
+from pegasus_kafka.ring.snapshot import bootstrap, snapshot_sources
 from pegasus_kafka.ring.standby import StandbyKeeper
 from pegasus_kafka.ring.store import PartitionStore
 from pegasus_kafka.schema import codec
@@ -54,6 +57,7 @@ class RingServer:
         self.lag: dict[tuple[str, int], int] = {}
         self.started_ms = now_ms()
         self.assigned_once = False
+        self._in_sync = False
         self.stop_event = threading.Event()
         self.lock = threading.Lock()
         self.registry = RegistryView(cfg)
@@ -61,8 +65,9 @@ class RingServer:
         self._dlq = clients.producer(cfg)
         self._consumer: Consumer | None = None
         self.standby: StandbyKeeper | None = None
-        self._promoter: Promoter | None = None
-        #: where each owned partition started: (offset, "standby" or "store")
+        #: where each owned partition started: (offset, source), the source being
+        #: "standby" (a warm copy), "snapshot" (copied from another server), "disk"
+        #: (this server's own store) or "replay" (empty: from offset zero)
         self.assigned_from: dict[tuple[str, int], tuple[int, str]] = {}
 
     # -- partitions -------------------------------------------------------------
@@ -74,16 +79,22 @@ class RingServer:
             return MetaPartition.COLUMN_FAMILIES
         return EventPartition.COLUMN_FAMILIES
 
+    def _path(self, topic: str, partition: int) -> Path:
+        return self.data_dir / f"{topic}-{partition}"
+
     def _open(self, topic: str, partition: int) -> Materialiser:
-        """Open a partition's store; a ring that syncs from a snapshot first fills a
-        missing store from its peer (see :mod:`pegasus_kafka.ring.snapshot`)."""
-        path = self.data_dir / f"{topic}-{partition}"
+        """Open a partition's store; a missing store is first filled from a snapshot
+        where one can be had (see :mod:`pegasus_kafka.ring.snapshot`)."""
+        path = self._path(topic, partition)
         st = self.cfg.store
         families = self._families(topic)
-        rec = self.registry.ring(self.ring)
-        peer = snapshot_peer(rec) if rec is not None and rec["state"] == "SYNCING" else None
-        if peer is not None and not path.exists():
-            bootstrap(self.cfg, self.registry, peer, topic, partition, path, families)
+        if not path.exists():
+            rec = self.registry.ring(self.ring)
+            peer = snapshot_peer(rec) if rec is not None and rec["state"] == "SYNCING" else None
+            sources = snapshot_sources(
+                self.cfg, self.registry, self.ring, self.server_id, peer, topic, partition
+            )
+            bootstrap(sources, topic, partition, path, families)
         store = PartitionStore(path, families, st.sync_writes, st.checkpoint_every)
         if topic == self.cfg.scan_topic:
             return ScanPartition(store, st.seal_samples, st.seal_span_ms)
@@ -95,12 +106,21 @@ class RingServer:
         assigned = []
         for tp in partitions:
             warm = self.standby.take(tp.topic, tp.partition) if self.standby else None
+            fresh = not self._path(tp.topic, tp.partition).exists()
             mat = warm or self._open(tp.topic, tp.partition)
             offset = mat.store.applied_offset
-            source = "standby" if warm else "store"
+            if warm:
+                source = "standby"
+            elif fresh:
+                source = "snapshot" if offset else "replay"
+            else:
+                source = "disk"
+            lag = self._initial_lag(consumer, tp, offset)
             with self.lock:
                 self.parts[(tp.topic, tp.partition)] = mat
                 self.assigned_from[(tp.topic, tp.partition)] = (offset, source)
+                if lag is not None:
+                    self.lag[(tp.topic, tp.partition)] = lag
             log.info(
                 "partition assigned ring=%s server=%s topic=%s partition=%d offset=%d from=%s",
                 self.ring,
@@ -115,13 +135,28 @@ class RingServer:
         self.assigned_once = True
         self._heartbeat()
 
+    @staticmethod
+    def _initial_lag(consumer: Consumer, tp: TopicPartition, offset: int) -> int | None:
+        """A newly assigned partition's lag, so a warm hand-over does not leave the
+        server's state unknown (out of sync) until the next heartbeat."""
+        try:
+            _low, high = consumer.get_watermark_offsets(
+                TopicPartition(tp.topic, tp.partition), timeout=2
+            )
+        except KafkaException:
+            return None
+        return max(0, int(high) - offset) if high >= 0 else None
+
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             with self.lock:
                 mat = self.parts.pop((tp.topic, tp.partition), None)
                 self.lag.pop((tp.topic, tp.partition), None)
             if mat is not None:
-                mat.close()
+                if self.standby is not None and not self.stop_event.is_set():
+                    self.standby.adopt(tp.topic, tp.partition, mat)
+                else:
+                    mat.close()
                 log.info(
                     "partition revoked ring=%s server=%s topic=%s partition=%d offset=%d",
                     self.ring,
@@ -166,8 +201,9 @@ class RingServer:
         )
         consumer = self._consumer
         self.standby = StandbyKeeper(self.cfg, self.ring, self.server_id, self.registry, self._open)
-        self._promoter = Promoter(self.cfg, self.ring, self.server_id, self.registry)
-        self._promoter.start()
+        promoter = Promoter(self.cfg, self.ring, self.server_id, self.registry)
+        beat = threading.Thread(target=self._beat, args=(promoter,), name="beat", daemon=True)
+        beat.start()
         consumer.subscribe(
             list(self.cfg.data_topics),
             on_assign=self._on_assign,
@@ -185,10 +221,18 @@ class RingServer:
                     with self.lock:
                         owned = set(self.parts)
                     self.standby.refresh(owned)
-                    self._heartbeat()
                     next_beat = time.monotonic() + self.cfg.server.heartbeat_s
         finally:
+            self.stop_event.set()
+            beat.join(timeout=30)
             self._shutdown(consumer)
+
+    def _beat(self, promoter: Promoter) -> None:
+        """Heartbeats and the sync check on a thread of their own, so a long batch
+        (a seal, a snapshot) never makes the server look dead to its ring."""
+        while not self.stop_event.wait(self.cfg.server.heartbeat_s):
+            self._heartbeat()
+            promoter.tick()
 
     def _apply(self, consumer: Consumer, msgs: list[Any]) -> None:
         commits = []
@@ -279,12 +323,18 @@ class RingServer:
     # -- state ------------------------------------------------------------------
 
     def in_sync(self) -> bool:
+        """Every owned partition within the lag threshold: ``in_sync_lag`` to get in
+        sync, the larger ``out_of_sync_lag`` to stay there (hysteresis)."""
+        settings = self.cfg.server
         with self.lock:
-            owned = set(self.parts)
-            lagging = [
-                tp for tp in owned if self.lag.get(tp, 1 << 62) > self.cfg.server.in_sync_lag
-            ]
-        return self.assigned_once and not lagging
+            limit = (
+                max(settings.in_sync_lag, settings.out_of_sync_lag)
+                if self._in_sync
+                else (settings.in_sync_lag)
+            )
+            worst = max((self.lag.get(tp, 1 << 62) for tp in self.parts), default=0)
+            self._in_sync = self.assigned_once and worst <= limit
+            return self._in_sync
 
     def owned(self) -> list[str]:
         with self.lock:
@@ -337,8 +387,6 @@ class RingServer:
         self.stop_event.set()
 
     def _shutdown(self, consumer: Consumer) -> None:
-        if self._promoter is not None:
-            self._promoter.close()
         try:
             self._heartbeat(state="STOPPED")
             self._writer.flush(5)

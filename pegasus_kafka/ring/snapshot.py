@@ -1,10 +1,12 @@
 """Bootstrapping a partition's store from a peer ring's consistent snapshot.
 
-A ring added with ``pegasus ring add NAME --from PEER`` does not replay the
-topics from offset zero. When one of its servers first opens a partition that
-has no store on disk, it asks the PEER server that owns the partition for a
-snapshot: a RocksDB checkpoint of that partition's store, tarred and streamed
-over HTTP. The checkpoint carries the store's applied offset and digest (they
+A server that opens a partition with no store on disk first asks for a
+snapshot of it: from another server of its own ring that owns the partition
+or keeps a warm standby copy (so a server added to a ring, or one whose disk
+was replaced, starts warm), and, while its ring syncs from a peer (``pegasus
+ring add NAME --from PEER``), from the PEER server that owns it. A snapshot
+is a RocksDB checkpoint of that partition's store, tarred and streamed over
+HTTP. The checkpoint carries the store's applied offset and digest (they
 are written in the same batch as the data), so the new store resumes exactly
 where the peer's was and the server tails the topic from that offset.
 
@@ -31,7 +33,7 @@ from pegasus_kafka.config import Config
 from pegasus_kafka.errors import NotInSync, StoreError
 from pegasus_kafka.kafka.registry import RegistryView
 from pegasus_kafka.ring.base import Materialiser
-from pegasus_kafka.ring.health import live_servers
+from pegasus_kafka.ring.health import live_servers, ring_serving
 from pegasus_kafka.ring.store import PartitionStore
 
 log = logging.getLogger(__name__)
@@ -76,12 +78,27 @@ def make_snapshot(mat: Materialiser, workdir: Path) -> Snapshot:
     return Snapshot(tar_path, offset, digest)
 
 
-def snapshot_owners(
-    cfg: Config, registry: RegistryView, peer: str, topic: str, part: int
+def snapshot_sources(
+    cfg: Config,
+    registry: RegistryView,
+    ring: str,
+    me: str,
+    peer: str | None,
+    topic: str,
+    part: int,
 ) -> list[str]:
-    """Endpoints of the peer ring's servers that own the partition."""
+    """Servers that can give a snapshot of the partition, best first: the other
+    servers of this server's own ring that own it or keep a warm standby copy,
+    then the owners in the peer ring a syncing ring copies from."""
     name = f"{topic}:{part}"
-    return [s.endpoint for s in live_servers(cfg, registry, peer) if name in s.owned and s.endpoint]
+    own = [s for s in live_servers(cfg, registry, ring) if s.server != me and s.endpoint]
+    out = [s.endpoint for s in own if name in s.owned]
+    out += [s.endpoint for s in own if name in s.standby]
+    if peer is not None and ring_serving(cfg, registry, peer):
+        out += [
+            s.endpoint for s in live_servers(cfg, registry, peer) if name in s.owned and s.endpoint
+        ]
+    return out
 
 
 def download(
@@ -130,33 +147,21 @@ def download(
 
 
 def bootstrap(
-    cfg: Config,
-    registry: RegistryView,
-    peer: str,
+    sources: list[str],
     topic: str,
     partition: int,
     target: Path,
     column_families: tuple[str, ...],
 ) -> bool:
-    """Fill ``target`` from the peer ring's snapshot; False if no peer server could."""
-    owners = snapshot_owners(cfg, registry, peer, topic, partition)
-    if not owners:
-        log.warning(
-            "no snapshot source, replaying from zero peer=%s topic=%s partition=%d",
-            peer,
-            topic,
-            partition,
-        )
-        return False
+    """Fill ``target`` from the first source that gives a snapshot; False if none did."""
     started = time.monotonic()
     with httpx.Client(timeout=httpx.Timeout(30.0, read=300.0)) as http:
-        for endpoint in owners:
+        for endpoint in sources:
             try:
                 offset, digest = download(http, endpoint, topic, partition, target, column_families)
             except (httpx.HTTPError, NotInSync, StoreError, OSError, KeyError, ValueError) as exc:
                 log.warning(
-                    "snapshot failed peer=%s endpoint=%s topic=%s partition=%d error=%s",
-                    peer,
+                    "snapshot failed endpoint=%s topic=%s partition=%d error=%s",
                     endpoint,
                     topic,
                     partition,
@@ -164,9 +169,9 @@ def bootstrap(
                 )
                 continue
             log.info(
-                "snapshot bootstrap peer=%s topic=%s partition=%d offset=%d digest=%016x "
+                "snapshot bootstrap endpoint=%s topic=%s partition=%d offset=%d digest=%016x "
                 "seconds=%.2f",
-                peer,
+                endpoint,
                 topic,
                 partition,
                 offset,
@@ -174,4 +179,8 @@ def bootstrap(
                 time.monotonic() - started,
             )
             return True
+    if sources:
+        log.warning(
+            "no snapshot given, replaying from zero topic=%s partition=%d", topic, partition
+        )
     return False

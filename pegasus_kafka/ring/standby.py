@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -65,6 +66,8 @@ class StandbyKeeper:
         self._unassign: list[TP] = []
         self._lock = threading.Condition()
         self._opening: set[TP] = set()
+        self._adopted: list[TP] = []
+        self._lag: dict[TP, int] = {}
         self._stop = threading.Event()
         self._consumer: Consumer = clients.consumer(
             cfg, f"{cfg.group_id(ring)}.standby.{server_id}.{uuid.uuid4().hex[:6]}"
@@ -109,6 +112,27 @@ class StandbyKeeper:
                 self._unassign.append(tp)
             return mat
 
+    def adopt(self, topic: str, partition: int, mat: Materialiser) -> None:
+        """Keep a partition this server was just relieved of as a standby copy.
+
+        Its new owner, most likely a server that just joined, then takes a
+        snapshot of it instead of replaying from zero; if this server is not
+        one of its standbys the copy is dropped once the new owner claims it.
+        """
+        tp = (topic, partition)
+        with self._lock:
+            if tp in self.parts or tp in self._opening:
+                mat.close()
+                return
+            self.parts[tp] = mat
+            self._want.add(tp)
+            self._adopted.append(tp)
+
+    def copy(self, topic: str, partition: int) -> Materialiser | None:
+        """The warm copy of a partition, left in place (to snapshot it)."""
+        with self._lock:
+            return self.parts.get((topic, partition))
+
     def standby(self) -> list[str]:
         with self._lock:
             return sorted(f"{t}:{p}" for t, p in self.parts)
@@ -121,9 +145,11 @@ class StandbyKeeper:
                 self.parts.pop(tp).close()
             unassign = self._unassign + drop
             self._unassign = []
+            adopted = [(tp, self.parts[tp]) for tp in self._adopted if tp in self.parts]
+            self._adopted = []
             to_open = sorted(self._want - set(self.parts))
             self._opening.update(to_open)
-        assign = []
+        assign = [TopicPartition(t, p, m.store.applied_offset) for (t, p), m in adopted]
         for tp in to_open:
             # Opened outside the lock, because it may fetch a snapshot: the
             # consumer thread must not wait on this lock meanwhile. take() waits
@@ -156,10 +182,37 @@ class StandbyKeeper:
         if assign:
             self._consumer.incremental_assign(assign)
 
+    def lags(self) -> dict[str, int]:
+        """Records each standby copy is behind its partition's end, as last measured."""
+        with self._lock:
+            return {
+                f"{t}:{p}": lag for (t, p), lag in sorted(self._lag.items()) if (t, p) in self.parts
+            }
+
+    def _measure_lag(self) -> None:
+        with self._lock:
+            applied = {tp: mat.store.applied_offset for tp, mat in self.parts.items()}
+        lags = {}
+        for (topic, part), offset in applied.items():
+            try:
+                _low, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, part), cached=True
+                )
+            except KafkaException:
+                continue
+            if high >= 0:
+                lags[(topic, part)] = max(0, int(high) - offset)
+        with self._lock:
+            self._lag = lags
+
     def _run(self) -> None:
+        next_measure = 0.0
         while not self._stop.is_set():
             try:
                 self._sync_assignment()
+                if time.monotonic() >= next_measure:
+                    self._measure_lag()
+                    next_measure = time.monotonic() + 1.0
             except (KafkaException, PegasusError) as exc:
                 log.warning("standby assignment failed ring=%s error=%s", self.ring, exc)
             msgs = self._consumer.consume(num_messages=2000, timeout=0.2)

@@ -133,3 +133,22 @@ def test_a_lost_server_hands_over_from_standby_not_from_zero(cfg: Config) -> Non
         wait_caught_up(ring, cfg)
     finally:
         ring.stop()
+
+
+def test_a_server_added_to_a_ring_starts_warm_not_from_zero(cfg: Config) -> None:
+    produce_site(cfg, range(2100, 2130))
+    ring = start_ring(cfg, "grow", servers=1)
+    try:
+        wait_caught_up(ring, cfg)
+        ends = end_offsets(cfg)
+        s2 = ring.start_server("s2")
+        wait_for(lambda: len(s2.server.parts) >= 4, 60, "partitions to move to the new server")
+        wait_caught_up(ring, cfg)
+        starts = dict(s2.server.assigned_from)
+        for (topic, part), (offset, source) in starts.items():
+            if ends[f"{topic}:{part}"] > 0:
+                # Warm either way: a snapshot of s1's store, or a standby copy s2
+                # already held when the group handed the partition over.
+                assert source in ("snapshot", "standby") and offset > 0, (topic, part, source)
+    finally:
+        ring.stop()

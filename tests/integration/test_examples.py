@@ -56,5 +56,19 @@ def test_examples_consume_frames_and_query_current(cfg: Config, tmp_path: Path) 
         )
         assert done.returncode == 0, done.stderr
         assert done.stdout.startswith(f"{ikey} ") and "from examples" in done.stdout
+
+        keys = [str(int(k)) for k in SimSource(cfg.sites[0], "ems-a", PRIMARY).field.ikeys[:2]]
+        script = str(REPO / "examples/query_matrix.py")
+        done = subprocess.run(
+            [sys.executable, script, "6000000", "6003000", "1000", *keys],
+            env=_env(cfg, tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert (
+            done.stdout.startswith("(3,) (2, 3) avg per step:") and "from examples" in done.stdout
+        )
     finally:
         ring.stop()

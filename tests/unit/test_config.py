@@ -72,3 +72,11 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
     bad.write_text("[kafka\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad, env={})
+
+
+def test_a_config_pickles_for_child_processes() -> None:
+    import pickle
+
+    cfg = parse_config({"kafka": {"client": {"security.protocol": "SSL"}}}, env={})
+    copy = pickle.loads(pickle.dumps(cfg))
+    assert copy == cfg and dict(copy.kafka.client) == {"security.protocol": "SSL"}
