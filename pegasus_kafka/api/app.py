@@ -26,6 +26,7 @@ from pegasus_kafka import columnar
 from pegasus_kafka.api.openapi import SPEC
 from pegasus_kafka.api.queries import Queries, json_column, parse_ikeys
 from pegasus_kafka.errors import NotHeld, NotInSync, PegasusError, QueryError, UnknownPoint
+from pegasus_kafka.ring.records import PointMatch
 from pegasus_kafka.ring.snapshot import H_DIGEST, H_OFFSET
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,22 @@ def _meta(request: Request) -> Any:
     return {"versions": q.meta(ikey, local_only=request.query_params.get("local") == "1")}
 
 
+def _points(request: Request) -> Any:
+    q: Queries = request.app.state.queries
+    params = request.query_params
+    limit = _int_param(request, "limit", 1000)
+    if not 1 <= limit <= 100_000:
+        raise QueryError("limit: between 1 and 100000")
+    match = PointMatch(
+        params.get("name", ""),
+        params.get("site", ""),
+        params.get("substation", ""),
+        params.get("type", ""),
+    )
+    only = params.get("partition")
+    return {"points": q.search(match, limit, None if only is None else _int64("partition", only))}
+
+
 def _health(request: Request) -> Any:
     return request.app.state.queries.health()
 
@@ -203,6 +220,7 @@ def build_app(queries: Queries) -> Starlette:
             Route("/v1/matrix", _guard(_matrix)),
             Route("/v1/events", _guard(_events)),
             Route("/v1/meta/{ikey}", _guard(_meta)),
+            Route("/v1/points", _guard(_points)),
             Route("/v1/health", _guard(_health, needs_sync=False)),
             # The caller picks its source: a serving peer ring, or a server of its
             # own ring, which may still be syncing.

@@ -113,6 +113,26 @@ SPEC: dict[str, Any] = {
                 "responses": {"200": {"description": "Versions, oldest first"}, **_ERRORS},
             }
         },
+        "/v1/points": {
+            "get": {
+                "summary": "Search points by their current metadata",
+                "description": "name: substring; site, substation, type: exact; case ignored.",
+                "parameters": [
+                    _param("name", {"type": "string"}, False),
+                    _param("site", {"type": "string"}, False),
+                    _param("substation", {"type": "string"}, False),
+                    _param(
+                        "type",
+                        {"type": "string", "enum": ["ANALOG", "LIMIT", "ACCUMULATOR", "STATUS"]},
+                        False,
+                    ),
+                    _param("limit", {"type": "integer", "minimum": 1, "maximum": 100000}, False),
+                    _param("partition", {"type": "integer", "minimum": 0}, False),
+                    _LOCAL,
+                ],
+                "responses": {"200": {"description": "Current descriptions, by key"}, **_ERRORS},
+            }
+        },
         "/v1/health": {
             "get": {
                 "summary": "Server and ring state, lag, owned partitions and digests",

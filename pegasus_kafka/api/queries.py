@@ -18,7 +18,7 @@ from pegasus_kafka.api.matrix import LOOKBACK_MS, PREVIOUS, fill_rule, grid, reg
 from pegasus_kafka.errors import NotHeld, NotInSync, QueryError, UnknownPoint
 from pegasus_kafka.keys import partitions_of
 from pegasus_kafka.ring.health import live_servers, ring_serving
-from pegasus_kafka.ring.records import EventPartition, MetaPartition
+from pegasus_kafka.ring.records import EventPartition, MetaPartition, PointMatch
 from pegasus_kafka.ring.resolve import resolve
 from pegasus_kafka.ring.scan import ScanPartition
 from pegasus_kafka.ring.server import RingServer
@@ -195,13 +195,43 @@ class Queries:
             raise UnknownPoint(f"unknown point {ikey}")
         return versions
 
+    def search(
+        self, match: PointMatch, limit: int, only: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Points whose current metadata matches, from every meta partition of the ring."""
+        if match.data_type and match.data_type.upper() not in DATA_TYPES:
+            raise QueryError(f"type: one of {', '.join(DATA_TYPES)}")
+        if only is not None and not 0 <= only < self.cfg.topics.partitions:
+            raise QueryError(f"partition: between 0 and {self.cfg.topics.partitions - 1}")
+        out: list[dict[str, Any]] = []
+        for p in range(self.cfg.topics.partitions) if only is None else [only]:
+            mat = self.server.materialiser(self.cfg.meta_topic, p)
+            if isinstance(mat, MetaPartition):
+                out.extend(mat.search(match, limit))
+            elif only is not None:
+                raise NotHeld(f"partition {p} moved away from this server")
+            else:
+                params = {
+                    "name": match.name,
+                    "site": match.site,
+                    "substation": match.substation,
+                    "type": match.data_type,
+                    "limit": limit,
+                }
+                out.extend(self._peer_records("points", p, params))
+        out.sort(key=lambda rec: rec["ikey"])
+        return out[:limit]
+
     def _peer_records(self, path: str, partition: int, params: dict[str, Any]) -> list[Any]:
         topic = self.cfg.events_topic if path == "events" else self.cfg.meta_topic
         owner = self._owner(topic, partition)
         if owner is None:
             raise NotInSync(f"no server of ring '{self.server.ring}' owns {topic}:{partition}")
         body = self._peer(owner, f"/v1/{path}", {**params, "partition": partition})
-        return list(body.get("events", body.get("versions", [])))
+        for field in ("events", "versions", "points"):
+            if field in body:
+                return list(body[field])
+        return []
 
     def _peer(self, endpoint: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
         return dict(self._peer_response(endpoint, path, params).json())

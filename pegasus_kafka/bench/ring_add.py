@@ -14,117 +14,23 @@ ring has servers of its own.
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import tempfile
-import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from pegasus_kafka.bench import procs
+from pegasus_kafka.bench.fleet import LagWatch, Load, bench_config, standbys_warm, wait_until
 from pegasus_kafka.bench.ingest import produce_history
-from pegasus_kafka.client import PegasusClient
-from pegasus_kafka.collector.sources import SimSource
-from pegasus_kafka.config import Config, HostConfig, ServerSettings, SiteConfig
-from pegasus_kafka.errors import PegasusError
+from pegasus_kafka.config import Config
 from pegasus_kafka.kafka.registry import RegistryView
 from pegasus_kafka.kafka.topics import ensure_topics
-from pegasus_kafka.ring.health import live_servers, ring_serving
+from pegasus_kafka.ring.health import ring_serving
 from pegasus_kafka.ring.lifecycle import add_ring, remove_ring
 from pegasus_kafka.ring.promote import agreement
-from pegasus_kafka.schema import PRIMARY
 
 NICE = 10
-
-
-def _config(cfg: Config, points: int, workdir: Path) -> Config:
-    site = SiteConfig(
-        name="bench",
-        code=98,
-        scan_period_ms=5000,
-        points=points,
-        seed=5,
-        hosts=(HostConfig("ems-a", "primary"), HostConfig("ems-b", "backup")),
-    )
-    return cfg.with_overrides(
-        kafka=dataclasses.replace(cfg.kafka, topic_prefix=f"bench-{uuid.uuid4().hex[:8]}"),
-        store=dataclasses.replace(cfg.store, data_dir=str(workdir / "data")),
-        collector=dataclasses.replace(cfg.collector, spool_dir=str(workdir / "spool")),
-        server=ServerSettings(
-            http_host="127.0.0.1", standby_replicas=1, in_sync_lag=200, heartbeat_s=0.5
-        ),
-        sites=(site,),
-    )
-
-
-class Load:
-    """A client querying 100 points' current values, 20 times a second."""
-
-    def __init__(self, cfg: Config) -> None:
-        field = SimSource(cfg.sites[0], cfg.sites[0].hosts[0].name, PRIMARY).field
-        self.keys = [int(k) for k in field.ikeys[:100]]
-        self.client = PegasusClient(cfg, cooldown_s=2.0)
-        self.log: list[tuple[float, str, float]] = []
-        self.failed: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-load", daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            started = time.perf_counter()
-            try:
-                result = self.client.current(self.keys)
-            except PegasusError as exc:
-                self.failed.append(str(exc))
-            else:
-                self.log.append((time.monotonic(), result.ring, time.perf_counter() - started))
-            self._stop.wait(max(0.0, 0.05 - (time.perf_counter() - started)))
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def p99_ms(self, rings: set[str], t0: float, t1: float) -> float | None:
-        lat = [s for t, r, s in self.log if r in rings and t0 <= t <= t1]
-        return round(float(np.percentile(lat, 99)) * 1000, 1) if lat else None
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-        self.client.close()
-
-
-class LagWatch:
-    """The largest lag any server of the given rings reported, while running."""
-
-    def __init__(self, cfg: Config, view: RegistryView, rings: set[str]) -> None:
-        self.cfg, self.view, self.rings = cfg, view, rings
-        self.max_lag = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-lag", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.25):
-            for ring in list(self.rings):
-                for s in live_servers(self.cfg, self.view, ring):
-                    self.max_lag = max(self.max_lag, s.lag)
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        return self.max_lag
-
-
-def _wait(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise PegasusError(f"bench: timed out waiting for {what}")
-        time.sleep(0.1)  # poll
 
 
 def _sync(cfg: Config, view: RegistryView, name: str, peer: str | None, servers: int) -> Any:
@@ -132,24 +38,8 @@ def _sync(cfg: Config, view: RegistryView, name: str, peer: str | None, servers:
     started = time.monotonic()
     add_ring(cfg, view, name, peer)
     children = [procs.start_server(cfg, name, f"s{i + 1}", NICE) for i in range(servers)]
-    _wait(lambda: ring_serving(cfg, view, name), 900, f"ring {name} in sync")
+    wait_until(lambda: ring_serving(cfg, view, name), 900, f"ring {name} in sync")
     return time.monotonic() - started, children
-
-
-def _standbys_warm(cfg: Config, view: RegistryView, rings: list[str]) -> bool:
-    """Every server's standby copies have caught up (they replay after the ring is
-    in sync, and would otherwise load the 'before' window)."""
-    import httpx
-
-    for ring in rings:
-        for server in live_servers(cfg, view, ring):
-            body = httpx.get(f"{server.endpoint}/v1/health", timeout=10).json()
-            lags = body.get("standby_lag", {})
-            if len(lags) < len(body.get("standby", [])):
-                return False
-            if any(lag > cfg.server.in_sync_lag for lag in lags.values()):
-                return False
-    return True
 
 
 def _equal(cfg: Config, view: RegistryView, ring: str, peer: str) -> bool:
@@ -172,7 +62,7 @@ def run_ring_add(cfg: Config, quick: bool) -> dict[str, Any]:
     servers = 1 if quick else 2
     workdir = Path(tempfile.mkdtemp(prefix="pegasus-bench-ring-"))
     children: list[Any] = []
-    bcfg = _config(cfg, points, workdir)
+    bcfg = bench_config(cfg, points, workdir)
     view = None
     load = None
     try:
@@ -185,8 +75,8 @@ def run_ring_add(cfg: Config, quick: bool) -> dict[str, Any]:
             add_ring(bcfg, view, name)
             children += [procs.start_server(bcfg, name, f"s{i + 1}") for i in range(servers)]
         for name in ("a", "b"):
-            _wait(lambda n=name: ring_serving(bcfg, view, n), 900, f"ring {name} in sync")
-        _wait(lambda: _standbys_warm(bcfg, view, ["a", "b"]), 900, "warm standby copies")
+            wait_until(lambda n=name: ring_serving(bcfg, view, n), 900, f"ring {name} in sync")
+        wait_until(lambda: standbys_warm(bcfg, view, ["a", "b"]), 900, "warm standby copies")
         children.append(procs.start_feed(bcfg, now_scan))
         load = Load(bcfg)
         load.start()

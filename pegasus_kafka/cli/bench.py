@@ -40,3 +40,14 @@ def _report(result: dict[str, object], as_json: bool) -> None:
     else:
         for key, value in result.items():
             click.echo(f"{key:32} {value}")
+
+
+@bench.command()
+@click.option("--quick", is_flag=True, help="Smaller RDS and shorter windows; under 3 minutes.")
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON line of results.")
+@click.pass_context
+def failover(ctx: click.Context, quick: bool, as_json: bool) -> None:
+    """Queries while a server, then a whole ring, stops and the ring restarts."""
+    from pegasus_kafka.bench.failover import run_failover
+
+    _report(run_failover(state(ctx).cfg, quick), as_json)

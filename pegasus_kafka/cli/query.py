@@ -118,6 +118,27 @@ def events(ctx: click.Context, t0: int, t1: int, limit: int) -> None:
 
 
 @query.command()
+@click.option("--name", default="", help="Part of the point name.")
+@click.option("--site", default="", help="Site name.")
+@click.option("--substation", default="", help="Substation name.")
+@click.option(
+    "--type",
+    "data_type",
+    default="",
+    type=click.Choice(["", "ANALOG", "LIMIT", "ACCUMULATOR", "STATUS"], case_sensitive=False),
+)
+@click.option("--limit", type=int, default=1000, show_default=True)
+@click.pass_context
+def points(
+    ctx: click.Context, name: str, site: str, substation: str, data_type: str, limit: int
+) -> None:
+    """Points whose current metadata matches, one JSON line each."""
+    with _client(ctx) as client:
+        for point in client.points(name, site, substation, data_type, limit).body["points"]:
+            emit_json(point)
+
+
+@query.command()
 @click.argument("ikey", type=int)
 @click.pass_context
 def meta(ctx: click.Context, ikey: int) -> None:

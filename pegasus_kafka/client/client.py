@@ -1,7 +1,8 @@
 """Smart client: picks an in-sync ring for each query and fails over to others.
 
 Rings and their servers come from the ring registry (or a fixed list of
-endpoints). Each query goes to the next serving ring in round-robin order; a
+endpoints). Each query goes first to the serving ring its policy picks (round
+robin by default, or the fastest, or a fixed order); a
 connection error, timeout or 503 makes the client try the next ring, and a
 ring that failed is skipped for ``cooldown_s`` (a simple circuit breaker).
 When fewer rings serve than are registered, results say ``degraded``.
@@ -26,6 +27,9 @@ from pegasus_kafka.kafka.registry import RegistryView
 from pegasus_kafka.ring.health import live_servers, ring_serving
 
 log = logging.getLogger(__name__)
+
+
+POLICIES = ("round_robin", "fastest", "ordered")
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,19 @@ class PegasusClient:
         endpoints: dict[str, list[str]] | None = None,
         timeout_s: float = 10.0,
         cooldown_s: float = 5.0,
+        policy: str = "round_robin",
     ) -> None:
-        """``endpoints`` maps ring name to server URLs; without it the registry is read."""
+        """``endpoints`` maps ring name to server URLs; without it the registry is read.
+
+        ``policy`` picks the ring tried first: ``round_robin`` spreads queries over
+        every in-sync ring; ``fastest`` prefers the ring with the lowest recent
+        latency (a moving average); ``ordered`` prefers rings in name order (or in
+        the order ``endpoints`` lists them), the others being the fail-over.
+        """
+        if policy not in POLICIES:
+            raise QueryError(f"policy: '{policy}' is not one of {', '.join(POLICIES)}")
+        self.policy = policy
+        self._latency: dict[str, float] = {}
         self.cfg = cfg
         self._fixed = endpoints
         self._registry = None if endpoints else RegistryView(cfg)
@@ -103,9 +118,14 @@ class PegasusClient:
     def _request(self, path: str, params: dict[str, Any]) -> tuple[httpx.Response, str, str, bool]:
         rings = self.rings()
         now = time.monotonic()
-        names = sorted(rings)
+        names = list(rings) if self._fixed is not None else sorted(rings)
         start = next(self._counter)
-        order = [names[(start + i) % len(names)] for i in range(len(names))] if names else []
+        if self.policy == "round_robin":
+            order = [names[(start + i) % len(names)] for i in range(len(names))]
+        elif self.policy == "fastest":
+            order = sorted(names, key=lambda r: self._latency.get(r, 0.0))
+        else:
+            order = names
         closed = [r for r in order if self._open_until.get(r, 0) <= now]
         order = closed + [r for r in order if r not in closed]
         degraded = len(rings) < self._registered() or len(closed) < len(order)
@@ -119,7 +139,9 @@ class PegasusClient:
             servers = rings[ring]
             for endpoint in servers[start % len(servers) :] + servers[: start % len(servers)]:
                 try:
+                    started = time.monotonic()
                     resp = self._http.get(f"{endpoint}{path}", params=params)
+                    self._observe(ring, time.monotonic() - started)
                 except httpx.HTTPError as exc:
                     errors.append(f"{ring}@{endpoint}: {type(exc).__name__}")
                     continue
@@ -138,6 +160,11 @@ class PegasusClient:
             with self._lock:
                 self._open_until[ring] = time.monotonic() + self._cooldown_s
         raise NoRingAvailable("no ring answered: " + ("; ".join(errors) or "no ring is in sync"))
+
+    def _observe(self, ring: str, seconds: float) -> None:
+        with self._lock:
+            last = self._latency.get(ring)
+            self._latency[ring] = seconds if last is None else 0.8 * last + 0.2 * seconds
 
     def current(self, ikeys: list[int]) -> QueryResult:
         return self.get("/v1/current", {"ikeys": ",".join(map(str, ikeys))})
@@ -182,6 +209,18 @@ class PegasusClient:
 
     def events(self, t0: int, t1: int, limit: int = 10_000) -> QueryResult:
         return self.get("/v1/events", {"from": t0, "to": t1, "limit": limit})
+
+    def points(
+        self,
+        name: str = "",
+        site: str = "",
+        substation: str = "",
+        data_type: str = "",
+        limit: int = 1000,
+    ) -> QueryResult:
+        """Points whose current metadata matches (name: substring; others exact)."""
+        params = {"name": name, "site": site, "substation": substation, "type": data_type}
+        return self.get("/v1/points", {**params, "limit": limit})
 
     def meta(self, ikey: int) -> QueryResult:
         return self.get(f"/v1/meta/{ikey}", {})

@@ -5,8 +5,13 @@ from __future__ import annotations
 from pegasus_kafka.config import Config
 from pegasus_kafka.kafka.registry import RegistryView, ServerEntry
 
-#: a server entry older than this many heartbeats counts as gone
+#: a server entry older than this many heartbeats counts as gone...
 STALE_BEATS = 4
+#: ...and never sooner than this: a busy machine can delay a heartbeat by a
+#: second or two, and a ring must not drop out of service for that. A server
+#: that really died is found sooner anyway: queries to it fail at once and
+#: clients fail over, and Kafka moves its partitions after the session timeout.
+MIN_STALE_S = 6.0
 
 
 def expected_partitions(cfg: Config) -> set[str]:
@@ -14,7 +19,7 @@ def expected_partitions(cfg: Config) -> set[str]:
 
 
 def live_servers(cfg: Config, registry: RegistryView, ring: str) -> list[ServerEntry]:
-    max_age = STALE_BEATS * cfg.server.heartbeat_s
+    max_age = max(STALE_BEATS * cfg.server.heartbeat_s, MIN_STALE_S)
     return [s for s in registry.servers(ring) if s.fresh(max_age)]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 from pegasus_kafka.errors import MalformedRecord
@@ -85,6 +86,25 @@ class EventPartition(RecordPartition):
         return out
 
 
+@dataclass(frozen=True)
+class PointMatch:
+    """A metadata search: name contains ``name``; the others match exactly. Case is
+    ignored; an empty field matches anything."""
+
+    name: str = ""
+    site: str = ""
+    substation: str = ""
+    data_type: str = ""
+
+    def accepts(self, rec: dict[str, Any]) -> bool:
+        return (
+            self.name.lower() in rec["name"].lower()
+            and (not self.site or self.site.lower() == rec["site"].lower())
+            and (not self.substation or self.substation.lower() == rec["substation"].lower())
+            and (not self.data_type or self.data_type.upper() == rec["data_type"])
+        )
+
+
 class MetaPartition(RecordPartition):
     """Point metadata: every version by point, plus an index by time."""
 
@@ -107,6 +127,12 @@ class MetaPartition(RecordPartition):
         batch.put("by_time", u64(max(rec["valid_from_ms"], 0)) + key, b"")
         self.latest[rec["ikey"]] = rec
         return True
+
+    def search(self, match: PointMatch, limit: int) -> list[dict[str, Any]]:
+        """The current description of every point that matches, by invariant key."""
+        with self.lock:
+            latest = sorted(self.latest.items())
+        return [rec for _, rec in latest if match.accepts(rec)][:limit]
 
     def versions(self, ikey: int) -> list[dict[str, Any]]:
         prefix = _ikey_bytes(ikey)

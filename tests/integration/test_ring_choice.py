@@ -51,6 +51,7 @@ def test_the_same_query_gives_identical_answers_from_either_ring(cfg: Config) ->
                                 ).columns.items()
                             },
                             "raw": client.series(keys[3], t0, t1).columns["values"].tolist(),
+                            "points": client.points(substation="NORTH-SS002").body,
                         },
                         sort_keys=True,
                     )
@@ -59,6 +60,31 @@ def test_the_same_query_gives_identical_answers_from_either_ring(cfg: Config) ->
         assert len(answers) == 4
         assert all(a == answers[0] for a in answers)
         assert '"values": [' in answers[0]
+
+        # Policies: a fixed order always asks its first ring while that one serves.
+        fixed = {"qb": rings[1].endpoints(), "qa": rings[0].endpoints()}
+        for client, first in (
+            (PegasusClient(cfg, policy="ordered"), "qa"),
+            (PegasusClient(cfg, endpoints=fixed, policy="ordered"), "qb"),
+        ):
+            assert {client.current(keys[:3]).ring for _ in range(10)} == {first}
+            client.close()
+        with PegasusClient(cfg, policy="fastest") as client:
+            assert {client.current(keys[:3]).ring for _ in range(30)} <= {"qa", "qb"}
+
+        # Metadata search gathers every partition's points, matching the simulator's.
+        sent = SimSource(cfg.sites[0], "ems-a", PRIMARY).metadata()
+        with PegasusClient(cfg) as client:
+            for kwargs in ({"substation": "north-ss002"}, {"name": "ss003", "data_type": "STATUS"}):
+                got = client.points(**kwargs).body["points"]
+                want = [
+                    m["ikey"]
+                    for m in sent
+                    if kwargs.get("substation", m["substation"]).upper() == m["substation"]
+                    and kwargs.get("name", "").upper() in m["name"]
+                    and kwargs.get("data_type", m["data_type"]) == m["data_type"]
+                ]
+                assert [p["ikey"] for p in got] == sorted(want) and want, kwargs
     finally:
         for ring in rings:
             ring.stop()

@@ -1,0 +1,125 @@
+"""What the cluster benchmarks share: their config, a query load, a lag watch."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from pegasus_kafka.client import PegasusClient
+from pegasus_kafka.collector.sources import SimSource
+from pegasus_kafka.config import Config, HostConfig, ServerSettings, SiteConfig
+from pegasus_kafka.errors import PegasusError
+from pegasus_kafka.kafka.registry import RegistryView
+from pegasus_kafka.ring.health import live_servers
+from pegasus_kafka.schema import PRIMARY
+
+
+def bench_config(cfg: Config, points: int, workdir: Path) -> Config:
+    """The user's Kafka settings with fresh topics, a 5 s scan site of ``points``
+    points, and fast heartbeats so state changes show within a second."""
+    site = SiteConfig(
+        name="bench",
+        code=98,
+        scan_period_ms=5000,
+        points=points,
+        seed=5,
+        hosts=(HostConfig("ems-a", "primary"), HostConfig("ems-b", "backup")),
+    )
+    return cfg.with_overrides(
+        kafka=dataclasses.replace(cfg.kafka, topic_prefix=f"bench-{uuid.uuid4().hex[:8]}"),
+        store=dataclasses.replace(cfg.store, data_dir=str(workdir / "data")),
+        collector=dataclasses.replace(cfg.collector, spool_dir=str(workdir / "spool")),
+        server=ServerSettings(
+            http_host="127.0.0.1", standby_replicas=1, in_sync_lag=200, heartbeat_s=0.5
+        ),
+        sites=(site,),
+    )
+
+
+class Load:
+    """A client querying 100 points' current values, ``rate`` times a second."""
+
+    def __init__(self, cfg: Config, rate: float = 20.0) -> None:
+        field = SimSource(cfg.sites[0], cfg.sites[0].hosts[0].name, PRIMARY).field
+        self.keys = [int(k) for k in field.ikeys[:100]]
+        self.period = 1.0 / rate
+        self.client = PegasusClient(cfg, cooldown_s=2.0)
+        self.log: list[tuple[float, str, float]] = []
+        self.failed: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-load", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            try:
+                result = self.client.current(self.keys)
+            except PegasusError as exc:
+                self.failed.append(str(exc))
+            else:
+                self.log.append((time.monotonic(), result.ring, time.perf_counter() - started))
+            self._stop.wait(max(0.0, self.period - (time.perf_counter() - started)))
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def p99_ms(self, rings: set[str] | None, t0: float, t1: float) -> float | None:
+        """p99 latency of the answers from ``rings`` (None: any) between t0 and t1."""
+        lat = [s for t, r, s in self.log if (rings is None or r in rings) and t0 <= t <= t1]
+        return round(float(np.percentile(lat, 99)) * 1000, 1) if lat else None
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.client.close()
+
+
+class LagWatch:
+    """The largest lag any server of the given rings reported, while running."""
+
+    def __init__(self, cfg: Config, view: RegistryView, rings: set[str]) -> None:
+        self.cfg, self.view, self.rings = cfg, view, rings
+        self.max_lag = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-lag", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            for ring in list(self.rings):
+                for s in live_servers(self.cfg, self.view, ring):
+                    self.max_lag = max(self.max_lag, s.lag)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        return self.max_lag
+
+
+def wait_until(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise PegasusError(f"bench: timed out waiting for {what}")
+        time.sleep(0.1)  # poll
+
+
+def standbys_warm(cfg: Config, view: RegistryView, rings: list[str]) -> bool:
+    """Every server's standby copies have caught up (they replay after the ring is
+    in sync, and would otherwise load the 'before' window)."""
+    for ring in rings:
+        for server in live_servers(cfg, view, ring):
+            body = httpx.get(f"{server.endpoint}/v1/health", timeout=10).json()
+            lags = body.get("standby_lag", {})
+            if len(lags) < len(body.get("standby", [])):
+                return False
+            if any(lag > cfg.server.in_sync_lag for lag in lags.values()):
+                return False
+    return True
