@@ -6,6 +6,7 @@ that is not in sync answers 503 ``not_in_sync`` rather than partial data.
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -68,6 +69,8 @@ def _guard(fn: Callable[[Request], Any], needs_sync: bool = True) -> Handler:
             # Handlers block (RocksDB reads, forwarding to peers): they run on the
             # threadpool so one slow query, or two servers asking each other,
             # never stalls the event loop.
+            if request.method == "POST":
+                request.state.body = await request.body()
             body = await run_in_threadpool(fn, request)
         except UnknownPoint as exc:
             return _error(404, "unknown_point", exc.args[0])
@@ -86,10 +89,25 @@ def _guard(fn: Callable[[Request], Any], needs_sync: bool = True) -> Handler:
 
 
 def _current(request: Request) -> Any:
+    """GET with ``ikeys=1,2,3``, or POST ``{"ikeys": [1, 2, 3]}`` for many keys."""
     q: Queries = request.app.state.queries
-    ikeys = parse_ikeys(request.query_params.get("ikeys", ""))
+    if request.method == "POST":
+        ikeys = parse_ikeys(_posted_keys(request.state.body))
+    else:
+        ikeys = parse_ikeys(request.query_params.get("ikeys", ""))
     local = request.query_params.get("local") == "1"
     return {"points": q.current(ikeys, local_only=local)}
+
+
+def _posted_keys(raw: bytes) -> str:
+    try:
+        body = json.loads(raw or b"{}")
+        keys = body["ikeys"]
+    except (ValueError, KeyError, TypeError):
+        raise QueryError('body: expected JSON {"ikeys": [integers]}') from None
+    if not isinstance(keys, list) or not all(type(k) is int for k in keys):
+        raise QueryError("ikeys: a list of integers")
+    return ",".join(map(str, keys))
 
 
 def _format(request: Request) -> str:
@@ -215,7 +233,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 def build_app(queries: Queries) -> Starlette:
     app = Starlette(
         routes=[
-            Route("/v1/current", _guard(_current)),
+            Route("/v1/current", _guard(_current), methods=["GET", "POST"]),
             Route("/v1/history", _guard(_history)),
             Route("/v1/matrix", _guard(_matrix)),
             Route("/v1/events", _guard(_events)),

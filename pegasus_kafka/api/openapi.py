@@ -59,7 +59,27 @@ SPEC: dict[str, Any] = {
                     "200": {"description": "One entry per key, in request order"},
                     **_ERRORS,
                 },
-            }
+            },
+            "post": {
+                "summary": "Current values of many points (keys in the body)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["ikeys"],
+                                "properties": {"ikeys": {"type": "array", "items": _INT}},
+                            }
+                        }
+                    },
+                },
+                "parameters": [_LOCAL],
+                "responses": {
+                    "200": {"description": "One entry per key, in request order"},
+                    **_ERRORS,
+                },
+            },
         },
         "/v1/history": {
             "get": {

@@ -84,7 +84,7 @@ class Queries:
                 continue
             rows.extend(_current_rows(mat, keys))
         for endpoint, keys in remote.items():
-            body = self._peer(endpoint, "/v1/current", {"ikeys": ",".join(map(str, keys))})
+            body = self._peer(endpoint, "/v1/current", {}, {"ikeys": keys})
             rows.extend(body["points"])
         order = {int(k): i for i, k in enumerate(ikeys)}
         rows.sort(key=lambda r: order.get(r["ikey"], 0))
@@ -233,17 +233,25 @@ class Queries:
                 return list(body[field])
         return []
 
-    def _peer(self, endpoint: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
-        return dict(self._peer_response(endpoint, path, params).json())
+    def _peer(
+        self, endpoint: str, path: str, params: dict[str, Any], post: Any = None
+    ) -> dict[str, Any]:
+        return dict(self._peer_response(endpoint, path, params, post).json())
 
-    def _peer_response(self, endpoint: str, path: str, params: dict[str, Any]) -> httpx.Response:
+    def _peer_response(
+        self, endpoint: str, path: str, params: dict[str, Any], post: Any = None
+    ) -> httpx.Response:
         """Ask a server of the same ring about its own partitions only.
 
         A peer's verdict on the query itself (unknown point, bad range) is
         passed on as it is; anything else means the ring cannot answer now.
         """
         try:
-            resp = self._http.get(f"{endpoint}{path}", params={**params, "local": "1"})
+            url, query = f"{endpoint}{path}", {**params, "local": "1"}
+            if post is None:
+                resp = self._http.get(url, params=query)
+            else:
+                resp = self._http.post(url, params=query, json=post)
         except httpx.HTTPError as exc:
             raise NotInSync(f"peer {endpoint} unreachable: {type(exc).__name__}") from None
         if resp.status_code == 200:

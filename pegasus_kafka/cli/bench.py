@@ -51,3 +51,14 @@ def failover(ctx: click.Context, quick: bool, as_json: bool) -> None:
     from pegasus_kafka.bench.failover import run_failover
 
     _report(run_failover(state(ctx).cfg, quick), as_json)
+
+
+@bench.command("query")
+@click.option("--quick", is_flag=True, help="Coarser flatness data; under 3 minutes.")
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON line of results.")
+@click.pass_context
+def query_bench(ctx: click.Context, quick: bool, as_json: bool) -> None:
+    """Current values of 10,000 points, a year of one point, flatness, ring throughput."""
+    from pegasus_kafka.bench.query import run_query
+
+    _report(run_query(state(ctx).cfg, quick), as_json)

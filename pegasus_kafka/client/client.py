@@ -104,9 +104,10 @@ class PegasusClient:
         assert self._registry is not None
         return sum(1 for r in self._registry.rings().values() if r["state"] != "RETIRED")
 
-    def get(self, path: str, params: dict[str, Any]) -> QueryResult:
-        """A JSON query, answered by the first in-sync ring that can."""
-        resp, ring, endpoint, degraded = self._request(path, params)
+    def get(self, path: str, params: dict[str, Any], post: Any = None) -> QueryResult:
+        """A JSON query, answered by the first in-sync ring that can (``post``: a JSON
+        body, for requests too large for a URL)."""
+        resp, ring, endpoint, degraded = self._request(path, params, post)
         return QueryResult(resp.json(), ring, endpoint, degraded)
 
     def columns(self, path: str, params: dict[str, Any]) -> Columns:
@@ -115,7 +116,9 @@ class PegasusClient:
         cols, meta = columnar.decode(resp.content)
         return Columns(cols, meta, ring, endpoint, degraded)
 
-    def _request(self, path: str, params: dict[str, Any]) -> tuple[httpx.Response, str, str, bool]:
+    def _request(
+        self, path: str, params: dict[str, Any], post: Any = None
+    ) -> tuple[httpx.Response, str, str, bool]:
         rings = self.rings()
         now = time.monotonic()
         names = list(rings) if self._fixed is not None else sorted(rings)
@@ -140,7 +143,11 @@ class PegasusClient:
             for endpoint in servers[start % len(servers) :] + servers[: start % len(servers)]:
                 try:
                     started = time.monotonic()
-                    resp = self._http.get(f"{endpoint}{path}", params=params)
+                    url = f"{endpoint}{path}"
+                    if post is None:
+                        resp = self._http.get(url, params=params)
+                    else:
+                        resp = self._http.post(url, params=params, json=post)
                     self._observe(ring, time.monotonic() - started)
                 except httpx.HTTPError as exc:
                     errors.append(f"{ring}@{endpoint}: {type(exc).__name__}")
@@ -167,7 +174,7 @@ class PegasusClient:
             self._latency[ring] = seconds if last is None else 0.8 * last + 0.2 * seconds
 
     def current(self, ikeys: list[int]) -> QueryResult:
-        return self.get("/v1/current", {"ikeys": ",".join(map(str, ikeys))})
+        return self.get("/v1/current", {}, post={"ikeys": [int(k) for k in ikeys]})
 
     def history(self, ikey: int, t0: int, t1: int, host: str | None = None) -> QueryResult:
         params: dict[str, Any] = {"ikey": ikey, "from": t0, "to": t1}

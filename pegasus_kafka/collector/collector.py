@@ -66,6 +66,8 @@ class Collector:
         self.skipped_scans = 0
         self.failed = 0
         self.last_error: str | None = None
+        #: the newest scan read and spooled (or skipped)
+        self.last_scan: int | None = None
         self._resend = False
         # (scan, last spool sequence of that scan), for "oldest unsent scan"
         self._scan_ends: collections.deque[tuple[int, int]] = collections.deque()
@@ -168,6 +170,7 @@ class Collector:
         self.producer.poll(0)
         self.sent_frames += frames
         self.role = "primary" if result.role == 0 else "backup"
+        self.last_scan = seq
         self._scan_ends.append((seq, self.spool.end - 1))
         self._write_status()
         return frames
@@ -237,6 +240,7 @@ class Collector:
             "host": self.source.host,
             "role": self.role,
             "oldest_unsent_scan": self.oldest_unsent_scan(),
+            "last_scan": self.last_scan,
             "points_per_s": round(self.sent_points / elapsed, 1),
             "updated_ms": int(time.time() * 1000),
             "frames": self.sent_frames,

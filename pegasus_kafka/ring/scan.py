@@ -184,6 +184,59 @@ class ScanPartition(Materialiser):
             key = block_key(dtype, int(ikeys[a]), int(host[a]), int(day[a]), self.seal_seq)
             batch.put("blocks", key, blob)
 
+    def load_history(
+        self,
+        dtype: int,
+        frame: Frame,
+        times: np.ndarray,
+        values: np.ndarray,
+        quality: np.ndarray,
+        days_per_batch: int = 30,
+    ) -> None:
+        """Bulk-load one point's history straight into sealed blocks.
+
+        ``frame`` names the point (its single ikey), host, role and scan period,
+        and is the point's current value afterwards. The samples come from
+        outside the topic, so a store loaded this way holds more than a replay
+        of its records: it is for benchmarks and one-off migrations, never for
+        a ring that other rings are compared with unless they load the same.
+        Times must be sorted.
+        """
+        ikey = int(frame.ikeys[0])
+        with self.lock:
+            host = self._host_id(frame)
+            day = times // DAY_MS
+            bounds = np.flatnonzero(np.diff(day)) + 1
+            starts = np.concatenate(([0], bounds)).astype(np.int64)
+            for first in range(0, len(starts), days_per_batch):
+                a = int(starts[first])
+                b = (
+                    int(starts[first + days_per_batch])
+                    if first + days_per_batch < len(starts)
+                    else len(times)
+                )
+                self.seal_seq += 1
+                piece = Samples(
+                    times=times[a:b],
+                    values=values[a:b],
+                    quality=quality[a:b],
+                    role=np.full(b - a, frame.role, np.uint8),
+                    changes=np.zeros(b - a, np.uint8) if dtype == STATUS else None,
+                )
+                local = starts[first : first + days_per_batch] - a
+                batch = self.store.begin()
+                for start, blob in zip(
+                    local.tolist(), blocks.encode_many(piece, local), strict=True
+                ):
+                    key = block_key(dtype, ikey, host, int(day[a + start]), self.seal_seq)
+                    batch.put("blocks", key, blob)
+                batch.put_state(K_STATE, self._state_bytes())
+                self.store.commit(batch, self.store.applied_offset)
+            self.current[dtype].update(frame, host)
+            batch = self.store.begin()
+            batch.put_state(b"current/%d" % dtype, self.current[dtype].to_bytes())
+            self.store.commit(batch, self.store.applied_offset)
+
     # -- reads ------------------------------------------------------------------
 
     def period_ms(self) -> int:

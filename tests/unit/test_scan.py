@@ -213,3 +213,27 @@ def test_the_head_seals_by_scan_time_span_too(
     want = expected_series(unit_config, "ems-a", PRIMARY, ikey, range(100, 130))
     np.testing.assert_array_equal(got, want)
     part.close()
+
+
+def test_bulk_loaded_history_reads_back_exactly_and_survives_a_reopen(tmp_path: Path) -> None:
+    from pegasus_kafka.schema import Frame
+
+    part = open_partition(tmp_path / "p")
+    day = 86_400_000
+    times = np.arange(0, 3 * day, 5_000, dtype=np.int64) + 7 * day
+    values = np.round(np.sin(times / 1e7) * 100, 1)
+    quality = np.zeros(len(times), np.uint8)
+    last = Frame(
+        "north", "ems-a", PRIMARY, 0, int(times[-1]), 5_000, ANALOG, 0,
+        np.array([42], np.int64), values[-1:], quality[-1:], np.zeros(0, np.uint8),
+    )  # fmt: skip
+    part.load_history(ANALOG, last, times, values, quality, days_per_batch=2)
+    part.close()
+    part = open_partition(tmp_path / "p")
+    got = part.history(ANALOG, 42, int(times[0]), int(times[-1]))["north/ems-a"]
+    assert got.times.tolist() == times.tolist() and got.values.tolist() == values.tolist()
+    assert part.knows(ANALOG, 42)
+    assert part.current_rows(ANALOG, np.array([42]))["values"][0] == values[-1]
+    _, recorded, scanned = part.store.scan_digest()
+    assert recorded == scanned
+    part.close()
