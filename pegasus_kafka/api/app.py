@@ -96,6 +96,8 @@ def _current(request: Request) -> Any:
     else:
         ikeys = parse_ikeys(request.query_params.get("ikeys", ""))
     local = request.query_params.get("local") == "1"
+    if _format(request) == "columns":
+        return _columns(q.current_columns(ikeys, local_only=local), {})
     return {"points": q.current(ikeys, local_only=local)}
 
 

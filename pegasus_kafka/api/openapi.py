@@ -53,6 +53,7 @@ SPEC: dict[str, Any] = {
                 "summary": "Current values of many points",
                 "parameters": [
                     _param("ikeys", {"type": "string", "pattern": "^[0-9, ]+$"}, True),
+                    _FORMAT,
                     _LOCAL,
                 ],
                 "responses": {
@@ -74,7 +75,7 @@ SPEC: dict[str, Any] = {
                         }
                     },
                 },
-                "parameters": [_LOCAL],
+                "parameters": [_FORMAT, _LOCAL],
                 "responses": {
                     "200": {"description": "One entry per key, in request order"},
                     **_ERRORS,

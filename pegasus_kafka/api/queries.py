@@ -14,6 +14,7 @@ import httpx
 import numpy as np
 
 from pegasus_kafka import columnar
+from pegasus_kafka.api import current
 from pegasus_kafka.api.matrix import LOOKBACK_MS, PREVIOUS, fill_rule, grid, regular
 from pegasus_kafka.errors import NotHeld, NotInSync, QueryError, UnknownPoint
 from pegasus_kafka.keys import partitions_of
@@ -23,7 +24,7 @@ from pegasus_kafka.ring.resolve import resolve
 from pegasus_kafka.ring.scan import ScanPartition
 from pegasus_kafka.ring.server import RingServer
 from pegasus_kafka.ring.snapshot import Snapshot, make_snapshot
-from pegasus_kafka.schema import ACCUMULATOR, ANALOG, DATA_TYPES, LIMIT, STATUS
+from pegasus_kafka.schema import ACCUMULATOR, ANALOG, DATA_TYPES, STATUS
 
 MAX_KEYS = 100_000
 VALUE_TYPES = (ANALOG, ACCUMULATOR, STATUS)
@@ -68,27 +69,32 @@ class Queries:
         return mat if isinstance(mat, ScanPartition) else None
 
     def current(self, ikeys: np.ndarray, local_only: bool = False) -> list[dict[str, Any]]:
+        return current.rows(self.current_columns(ikeys, local_only))
+
+    def current_columns(self, ikeys: np.ndarray, local_only: bool = False) -> dict[str, np.ndarray]:
+        """Current values of the keys, in request order (see :mod:`pegasus_kafka.api.current`);
+        keys of partitions this server does not own come from the server that does."""
         parts = partitions_of(ikeys, self.cfg.topics.partitions)
-        rows: list[dict[str, Any]] = []
-        remote: dict[str, list[int]] = defaultdict(list)
+        out = current.empty(len(ikeys))
+        remote: dict[str, list[np.ndarray]] = defaultdict(list)
         for p in np.unique(parts):
-            keys = ikeys[parts == p]
+            positions = np.flatnonzero(parts == p)
             mat = self._local_scan(int(p))
-            if mat is None:
-                if local_only:
-                    raise NotHeld(f"partition {p} moved away from this server")
-                owner = self._owner(self.cfg.scan_topic, int(p))
-                if owner is None:
-                    raise NotInSync(f"no server of ring '{self.server.ring}' owns partition {p}")
-                remote[owner].extend(int(k) for k in keys)
+            if mat is not None:
+                current.place(out, positions, current.local(mat, ikeys[positions]))
                 continue
-            rows.extend(_current_rows(mat, keys))
-        for endpoint, keys in remote.items():
-            body = self._peer(endpoint, "/v1/current", {}, {"ikeys": keys})
-            rows.extend(body["points"])
-        order = {int(k): i for i, k in enumerate(ikeys)}
-        rows.sort(key=lambda r: order.get(r["ikey"], 0))
-        return rows
+            if local_only:
+                raise NotHeld(f"partition {p} moved away from this server")
+            owner = self._owner(self.cfg.scan_topic, int(p))
+            if owner is None:
+                raise NotInSync(f"no server of ring '{self.server.ring}' owns partition {p}")
+            remote[owner].append(positions)
+        for endpoint, chunks in remote.items():
+            positions = np.concatenate(chunks)
+            keys = {"ikeys": ikeys[positions].tolist()}
+            resp = self._peer_response(endpoint, "/v1/current", {"format": "columns"}, keys)
+            current.place(out, positions, columnar.decode(resp.content)[0])
+        return out
 
     def series(
         self,
@@ -344,34 +350,3 @@ def finite_list(values: np.ndarray) -> list[Any]:
     as_obj = values.astype(object)
     as_obj[np.isnan(values)] = None
     return list(as_obj.tolist())
-
-
-def _current_rows(mat: ScanPartition, keys: np.ndarray) -> list[dict[str, Any]]:
-    rows: dict[int, dict[str, Any]] = {}
-    for dtype in VALUE_TYPES:
-        got = mat.current_rows(dtype, keys)
-        for i in np.flatnonzero(got["found"]):
-            k = int(keys[i])
-            rows[k] = {
-                "ikey": k,
-                "type": DATA_TYPES[dtype],
-                "value": finite(got["values"][i]),
-                "quality": int(got["quality"][i]),
-                "time_ms": int(got["time"][i]),
-                "host": mat.hosts[int(got["host"][i])],
-            }
-    limits = mat.current_rows(LIMIT, keys)
-    for i in np.flatnonzero(limits["found"]):
-        k = int(keys[i])
-        if k in rows:
-            lo_e, lo_n, hi_n, hi_e = (finite(x) for x in limits["values"][i])
-            rows[k]["limits"] = {
-                "emergency_low": lo_e,
-                "normal_low": lo_n,
-                "normal_high": hi_n,
-                "emergency_high": hi_e,
-            }
-    missing = [int(k) for k in keys if int(k) not in rows]
-    if missing:
-        raise UnknownPoint(f"unknown point(s): {', '.join(map(str, missing[:10]))}")
-    return [rows[int(k)] for k in keys]

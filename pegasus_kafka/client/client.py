@@ -110,9 +110,10 @@ class PegasusClient:
         resp, ring, endpoint, degraded = self._request(path, params, post)
         return QueryResult(resp.json(), ring, endpoint, degraded)
 
-    def columns(self, path: str, params: dict[str, Any]) -> Columns:
+    def columns(self, path: str, params: dict[str, Any], post: Any = None) -> Columns:
         """A query in the compact binary encoding, decoded to numpy columns."""
-        resp, ring, endpoint, degraded = self._request(path, {**params, "format": "columns"})
+        query = {**params, "format": "columns"}
+        resp, ring, endpoint, degraded = self._request(path, query, post)
         cols, meta = columnar.decode(resp.content)
         return Columns(cols, meta, ring, endpoint, degraded)
 
@@ -181,6 +182,11 @@ class PegasusClient:
         if host:
             params["host"] = host
         return self.get("/v1/history", params)
+
+    def current_columns(self, ikeys: list[int]) -> Columns:
+        """Current values of many points as numpy columns (``ikeys``, ``type``,
+        ``values``, ``quality``, ``time_ms``, ``host``, ``limits``), in key order."""
+        return self.columns("/v1/current", {}, post={"ikeys": [int(k) for k in ikeys]})
 
     def series(
         self,

@@ -52,6 +52,10 @@ def test_the_same_query_gives_identical_answers_from_either_ring(cfg: Config) ->
                             },
                             "raw": client.series(keys[3], t0, t1).columns["values"].tolist(),
                             "points": client.points(substation="NORTH-SS002").body,
+                            "current_columns": {
+                                name: col.tolist()
+                                for name, col in client.current_columns(keys).columns.items()
+                            },
                         },
                         sort_keys=True,
                     )
@@ -60,6 +64,12 @@ def test_the_same_query_gives_identical_answers_from_either_ring(cfg: Config) ->
         assert len(answers) == 4
         assert all(a == answers[0] for a in answers)
         assert '"values": [' in answers[0]
+        # The columns hold the same values as the light JSON rows.
+        body = json.loads(answers[0])
+        rows, cols = body["current"]["points"], body["current_columns"]
+        assert [r["ikey"] for r in rows] == cols["ikeys"] == keys
+        assert [r["value"] for r in rows] == cols["values"]
+        assert [r["host"] for r in rows] == cols["host"]
 
         # Policies: a fixed order always asks its first ring while that one serves.
         fixed = {"qb": rings[1].endpoints(), "qa": rings[0].endpoints()}
