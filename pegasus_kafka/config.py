@@ -86,6 +86,8 @@ class SiteConfig:
     seed: int = 1
     #: simulated status changes per day per 1,000 status points
     status_rate: float = 4.0
+    #: scan numbers at which the simulated hosts swap roles (host failovers)
+    failover_scans: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,13 @@ def _build(cls: type, table: Any, path: str) -> Any:
             if not isinstance(value, dict):
                 raise ConfigError(key, "expected a table of librdkafka properties")
             kwargs[name] = types.MappingProxyType({str(k): str(v) for k, v in value.items()})
+        elif cls is SiteConfig and name == "failover_scans":
+            if not isinstance(value, list):
+                raise ConfigError(key, "expected a list of scan numbers")
+            scans = [_check_type(f"{key}[{i}]", v, int) for i, v in enumerate(value)]
+            if scans != sorted(set(scans)):
+                raise ConfigError(key, "scan numbers must be increasing")
+            kwargs[name] = tuple(scans)
         elif cls is SiteConfig and name == "hosts":
             if not isinstance(value, list):
                 raise ConfigError(key, "expected a list of hosts")

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from pegasus_kafka.cli.common import PegasusGroup, emit_json, state
 from pegasus_kafka.collector.collector import Collector
+from pegasus_kafka.collector.commands import FailoverCommands, request_failover
 from pegasus_kafka.collector.sources import SimSource
 from pegasus_kafka.errors import ConfigError
 from pegasus_kafka.schema import BACKUP, PRIMARY
@@ -54,18 +55,36 @@ def run(
     if host is None:
         raise ConfigError(f"sites.{site_name}.hosts", f"no host named '{host_name}'")
     role = PRIMARY if host.role == "primary" else BACKUP
-    col = Collector(cfg, SimSource(site, host_name, role))
+    sim = SimSource(site, host_name, role)
+    col = Collector(cfg, sim)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     points = col.publish_metadata()
     click.echo(f"collector {site_name}/{host_name}: {points} points, role {host.role}", err=True)
     try:
-        col.run(start=from_scan, count=scans, pace=not no_pace, stop=stop)
+        col.run(
+            start=from_scan,
+            count=scans,
+            pace=not no_pace,
+            stop=stop,
+            before_scan=FailoverCommands(cfg, sim),
+        )
         col.flush()
     finally:
         col.close()
         emit_json(col.status())
+
+
+@collector.command()
+@click.option("--site", "site_name", required=True, help="Site whose hosts swap roles.")
+@click.option("--at", "at_scan", type=int, default=None, help="Scan number (default: in 2 scans).")
+@click.pass_context
+def failover(ctx: click.Context, site_name: str, at_scan: int | None) -> None:
+    """Make SITE's EMS hosts swap primary and backup roles (simulated site)."""
+    cfg = state(ctx).cfg
+    at = request_failover(cfg, cfg.site(site_name), at_scan)
+    click.echo(f"site {site_name}: hosts swap roles at scan {at}")
 
 
 @collector.command()

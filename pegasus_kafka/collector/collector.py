@@ -16,6 +16,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,7 @@ class Collector:
         count: int | None = None,
         pace: bool = True,
         stop: threading.Event | None = None,
+        before_scan: Callable[[int], None] | None = None,
     ) -> int:
         """Collect scans from ``start`` (default: the current scan) on.
 
@@ -212,6 +214,8 @@ class Collector:
                     wait = (seq * period) / 1000 - time.time()
                 if stop.is_set():
                     break
+            if before_scan is not None:
+                before_scan(seq)
             self.collect(seq)
             seq += 1
             done += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,17 +37,33 @@ class Source(Protocol):
 
 
 class SimSource:
-    """One host of the simulated site."""
+    """One host of the simulated site.
+
+    ``role`` is the host's role at scan 0. The hosts swap roles at every scan
+    in the site's ``failover_scans`` (on a schedule) and at every scan passed
+    to :meth:`fail_over` (on command), so a host's role at a scan is a pure
+    function of those scans: both hosts of a site agree on it without talking.
+    """
 
     def __init__(self, site: SiteConfig, host: str, role: int = PRIMARY) -> None:
         self.site = site
         self.host = host
+        self.initial_role = role
         self.role = role
         self.field = SiteField(site)
         self._salt = host_salt(host)
         self._skew = 0 if role == PRIMARY else BACKUP_SKEW_MS
         self._limits = self.field.limits()
         self._limits_sent = False
+        self._switches = sorted(site.failover_scans)
+
+    def fail_over(self, seq: int) -> None:
+        """Swap this host's role from scan ``seq`` on (a failover on command)."""
+        bisect.insort(self._switches, seq)
+
+    def role_at(self, seq: int) -> int:
+        flips = bisect.bisect_right(self._switches, seq)
+        return self.initial_role ^ (flips % 2)
 
     def metadata(self) -> list[dict[str, Any]]:
         out = []
@@ -73,6 +90,7 @@ class SimSource:
     def read(self, seq: int) -> ScanResult:
         f = self.field
         t = seq * self.site.scan_period_ms + self._skew
+        self.role = self.role_at(seq)
         values, changes = f.values(seq, t, self._salt)
         quality = np.zeros(len(values), np.uint8)
         scans = []

@@ -80,3 +80,11 @@ def test_a_config_pickles_for_child_processes() -> None:
     cfg = parse_config({"kafka": {"client": {"security.protocol": "SSL"}}}, env={})
     copy = pickle.loads(pickle.dumps(cfg))
     assert copy == cfg and dict(copy.kafka.client) == {"security.protocol": "SSL"}
+
+
+def test_failover_scans_must_be_increasing_integers() -> None:
+    site = {"name": "s", "code": 1, "failover_scans": [5, 9]}
+    assert parse_config({"sites": [site]}, env={}).sites[0].failover_scans == (5, 9)
+    for bad in ([9, 5], ["x"], 7):
+        with pytest.raises(ConfigError, match="failover_scans"):
+            parse_config({"sites": [dict(site, failover_scans=bad)]}, env={})

@@ -5,7 +5,7 @@ import numpy as np
 from pegasus_kafka.collector.frames import ScanHeader, cut_frames
 from pegasus_kafka.collector.sim import SiteField
 from pegasus_kafka.collector.sources import SimSource
-from pegasus_kafka.config import SiteConfig
+from pegasus_kafka.config import Config, SiteConfig
 from pegasus_kafka.keys import partitions_of, site_code_of
 from pegasus_kafka.schema import ACCUMULATOR, ANALOG, BACKUP, PRIMARY, STATUS
 
@@ -62,3 +62,36 @@ def test_keys_carry_the_site_and_frames_cover_each_point_once() -> None:
         for p, frame in frames:
             assert (partitions_of(frame.ikeys, 4) == p).all()
             assert frame.count <= 100
+
+
+def test_hosts_swap_roles_on_schedule_and_on_command() -> None:
+    import dataclasses
+
+    from pegasus_kafka.config import HostConfig
+
+    site = SiteConfig(
+        "s", 3, 1000, (HostConfig("a", "primary"), HostConfig("b", "backup")), points=20,
+        failover_scans=(10, 20),
+    )  # fmt: skip
+    a, b = SimSource(site, "a", PRIMARY), SimSource(site, "b", BACKUP)
+    for seq, role_a in ((9, PRIMARY), (10, BACKUP), (19, BACKUP), (20, PRIMARY)):
+        assert a.role_at(seq) == role_a and b.role_at(seq) == 1 - role_a
+        assert a.read(seq).role == role_a
+    a.fail_over(25)
+    b.fail_over(25)
+    assert (a.role_at(25), b.role_at(25)) == (BACKUP, PRIMARY)
+    assert dataclasses.replace(site, failover_scans=()).failover_scans == ()
+
+
+def test_a_commanded_failover_reaches_both_collectors_of_the_site(unit_config: Config) -> None:
+    from pegasus_kafka.collector.commands import FailoverCommands, request_failover
+
+    site = unit_config.sites[0]
+    a, b = SimSource(site, "ems-a", PRIMARY), SimSource(site, "ems-b", BACKUP)
+    commands = [FailoverCommands(unit_config, a), FailoverCommands(unit_config, b)]
+    assert request_failover(unit_config, site, at=50) == 50
+    for apply in commands:
+        apply(40)
+        apply(41)  # read again: the same command applies once
+    assert (a.role_at(49), a.role_at(50), b.role_at(50)) == (PRIMARY, BACKUP, PRIMARY)
+    assert a.role_at(10**6) == BACKUP
