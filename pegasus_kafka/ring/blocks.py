@@ -198,8 +198,18 @@ def concat(parts: list[Samples]) -> Samples:
     if len(parts) == 1:
         return parts[0]
     times = np.concatenate([p.times for p in parts])
-    order = np.argsort(times, kind="stable")
     has_changes = all(p.changes is not None for p in parts)
+    if not (np.diff(times) < 0).any():
+        # Already in time order (blocks read in key order usually are): a stable
+        # sort would leave it as it is, so skip the sort and the gathers.
+        return Samples(
+            times=times,
+            values=np.concatenate([p.values for p in parts]),
+            quality=np.concatenate([p.quality for p in parts]),
+            role=np.concatenate([p.role for p in parts]),
+            changes=np.concatenate([p.changes for p in parts]) if has_changes else None,
+        )
+    order = np.argsort(times, kind="stable")
     return Samples(
         times=times[order],
         values=np.concatenate([p.values for p in parts])[order],
@@ -220,6 +230,9 @@ def empty(width: int = 1) -> Samples:
 
 
 def select(s: Samples, mask: np.ndarray) -> Samples:
+    """The samples where ``mask`` holds; ``s`` itself when it holds everywhere."""
+    if mask.all():
+        return s
     return Samples(
         times=s.times[mask],
         values=s.values[mask],
