@@ -88,6 +88,8 @@ class SiteConfig:
     status_rate: float = 4.0
     #: scan numbers at which the simulated hosts swap roles (host failovers)
     failover_scans: tuple[int, ...] = ()
+    #: scan numbers at which the simulated EMS renames one of its points
+    rename_scans: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,7 @@ def _build(cls: type, table: Any, path: str) -> Any:
             if not isinstance(value, dict):
                 raise ConfigError(key, "expected a table of librdkafka properties")
             kwargs[name] = types.MappingProxyType({str(k): str(v) for k, v in value.items()})
-        elif cls is SiteConfig and name == "failover_scans":
+        elif cls is SiteConfig and name in ("failover_scans", "rename_scans"):
             if not isinstance(value, list):
                 raise ConfigError(key, "expected a list of scan numbers")
             scans = [_check_type(f"{key}[{i}]", v, int) for i, v in enumerate(value)]

@@ -60,11 +60,12 @@ def run(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    points = col.publish_metadata()
+    start = from_scan if from_scan is not None else int(time.time() * 1000) // site.scan_period_ms
+    points = col.publish_metadata(upto=start)
     click.echo(f"collector {site_name}/{host_name}: {points} points, role {host.role}", err=True)
     try:
         col.run(
-            start=from_scan,
+            start=start,
             count=scans,
             pace=not no_pace,
             stop=stop,

@@ -120,14 +120,20 @@ class Collector:
                     break
         SPOOL_DEPTH.labels(self.name).set(self.spool.depth())
 
-    def publish_metadata(self) -> int:
+    def publish_metadata(self, upto: int | None = None) -> int:
+        """Send every point's metadata versions up to scan ``upto``: at start, so a
+        change made while the collector was down is not lost (rings keep each
+        version once)."""
+        records = self.source.metadata(upto)
+        self._send_meta(records)
+        return len(records)
+
+    def _send_meta(self, records: list[dict[str, Any]]) -> None:
         meta = codec("pegasus.PointMeta")
-        records = self.source.metadata()
         for rec in records:
             p = partition_of(rec["ikey"], self.cfg.topics.partitions)
             self._emit(self.cfg.meta_topic, p, str(rec["ikey"]).encode(), meta.encode(rec))
             self.producer.poll(0)
-        return len(records)
 
     def collect(self, seq: int) -> int:
         """Read scan ``seq`` from the source and spool and send it; returns frames sent.
@@ -155,6 +161,7 @@ class Collector:
                     self._emit(self.cfg.scan_topic, partition, key, encode_frame(frame))
                     frames += 1
                     self.sent_points += frame.count
+            self._send_meta(result.meta)
             events = codec("pegasus.SystemEvent")
             event_partition = self.site.code % self.cfg.topics.partitions
             for event in result.events:

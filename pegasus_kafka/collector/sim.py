@@ -102,6 +102,10 @@ class SiteField:
             resolution=float(self.resolution[i]) if dtype == ANALOG else 0.001,
         )
 
+    def renamed_at(self, seq: int) -> int:
+        """The index of the point the EMS renames at scan ``seq`` (a rename scan)."""
+        return int(_rng(self.site.seed, 77, seq).integers(0, len(self.ikeys)))
+
     def limits(self) -> tuple[np.ndarray, np.ndarray]:
         """(ikeys, values[n, 4]) of every analog with limits; limits bracket the base load."""
         idx = np.flatnonzero(self.has_limits)

@@ -23,14 +23,17 @@ class ScanResult:
     role: int
     scans: list[Scan]
     events: list[dict[str, Any]] = field(default_factory=list)
+    #: metadata versions (PointMeta) that take effect at this scan
+    meta: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Source(Protocol):
     site: SiteConfig
     host: str
 
-    def metadata(self) -> list[dict[str, Any]]:
-        """Point metadata records (PointMeta) describing every point now."""
+    def metadata(self, upto: int | None = None) -> list[dict[str, Any]]:
+        """Every point's metadata versions (PointMeta) that took effect up to scan
+        ``upto`` (default: creation only), oldest first."""
 
     def read(self, seq: int) -> ScanResult:
         """The host's scan number ``seq``."""
@@ -65,27 +68,40 @@ class SimSource:
         flips = bisect.bisect_right(self._switches, seq)
         return self.initial_role ^ (flips % 2)
 
-    def metadata(self) -> list[dict[str, Any]]:
-        out = []
-        for i in range(len(self.field.ikeys)):
-            p = self.field.point(i)
-            out.append(
-                {
-                    "ikey": p.ikey,
-                    "version": 1,
-                    "valid_from_ms": 0,
-                    "change": "CREATED",
-                    "site": self.site.name,
-                    "ems_id": p.ems_id,
-                    "name": p.name,
-                    "substation": p.substation,
-                    "device": p.device,
-                    "data_type": DATA_TYPES[p.data_type],
-                    "units": p.units,
-                    "resolution": p.resolution,
-                }
-            )
+    def metadata(self, upto: int | None = None) -> list[dict[str, Any]]:
+        out = [self._version(i, 1, "CREATED", 0) for i in range(len(self.field.ikeys))]
+        if upto is not None:
+            for seq in self.site.rename_scans:
+                if seq <= upto:
+                    out.extend(self._renames(seq))
         return out
+
+    def _renames(self, seq: int) -> list[dict[str, Any]]:
+        """The version the rename at scan ``seq`` gives its point."""
+        if seq not in self.site.rename_scans:
+            return []
+        i = self.field.renamed_at(seq)
+        earlier = [s for s in self.site.rename_scans if s < seq and self.field.renamed_at(s) == i]
+        return [self._version(i, len(earlier) + 2, "RENAMED", seq * self.site.scan_period_ms)]
+
+    def _version(self, i: int, version: int, change: str, valid_from_ms: int) -> dict[str, Any]:
+        p = self.field.point(i)
+        # The key is the point's, not its name's: it stays through every rename.
+        name = p.name if version == 1 else f"{p.name}-R{version - 1}"
+        return {
+            "ikey": p.ikey,
+            "version": version,
+            "valid_from_ms": valid_from_ms,
+            "change": change,
+            "site": self.site.name,
+            "ems_id": p.ems_id,
+            "name": name,
+            "substation": p.substation,
+            "device": p.device,
+            "data_type": DATA_TYPES[p.data_type],
+            "units": p.units,
+            "resolution": p.resolution,
+        }
 
     def read(self, seq: int) -> ScanResult:
         f = self.field
@@ -127,4 +143,6 @@ class SimSource:
                         "text": f"{f.point(int(i)).name} {action} by operator op{int(i) % 7 + 1}",
                     }
                 )
-        return ScanResult(scan_time_ms=t, role=self.role, scans=scans, events=events)
+        return ScanResult(
+            scan_time_ms=t, role=self.role, scans=scans, events=events, meta=self._renames(seq)
+        )

@@ -95,3 +95,25 @@ def test_a_commanded_failover_reaches_both_collectors_of_the_site(unit_config: C
         apply(41)  # read again: the same command applies once
     assert (a.role_at(49), a.role_at(50), b.role_at(50)) == (PRIMARY, BACKUP, PRIMARY)
     assert a.role_at(10**6) == BACKUP
+
+
+def test_renames_keep_the_key_and_number_the_versions() -> None:
+    import dataclasses
+
+    from pegasus_kafka.config import HostConfig
+
+    site = SiteConfig(
+        "s", 3, 1000, (HostConfig("a", "primary"), HostConfig("b", "backup")), points=1,
+        rename_scans=(10, 20),
+    )  # fmt: skip
+    src = SimSource(site, "a", PRIMARY)
+    assert src.read(9).meta == []
+    first, second = src.read(10).meta, src.read(20).meta
+    assert [m["version"] for m in first + second] == [2, 3]
+    assert {m["ikey"] for m in first + second} == {src.metadata()[0]["ikey"]}
+    assert first[0]["name"] != second[0]["name"] and second[0]["change"] == "RENAMED"
+    assert second[0]["valid_from_ms"] == 20_000
+    # A collector starting later publishes the versions it missed.
+    assert [m["version"] for m in src.metadata(upto=15)] == [1, 2]
+    assert [m["version"] for m in src.metadata()] == [1]
+    assert dataclasses.replace(site, rename_scans=()).rename_scans == ()
