@@ -141,3 +141,9 @@ def kafka_error_from_text(text: str) -> KafkaUnavailable:
     if "timed out" in lowered:
         return KafkaUnavailable(f"timed out: {text}", name="_TIMED_OUT")
     return KafkaUnavailable(text)
+
+
+class ReplayError(PegasusError):
+    """A recorded file cannot be replayed as it is."""
+
+    hint = "fix or drop the named line; nothing from the file was sent"

@@ -13,9 +13,11 @@ from rich.console import Console
 from rich.table import Table
 
 from pegasus_kafka.cli.common import PegasusGroup, emit_json, state
+from pegasus_kafka.collector import replay
 from pegasus_kafka.collector.collector import Collector
 from pegasus_kafka.collector.commands import FailoverCommands, request_failover
 from pegasus_kafka.collector.sources import SimSource
+from pegasus_kafka.config import Config, SiteConfig
 from pegasus_kafka.errors import ConfigError
 from pegasus_kafka.schema import BACKUP, PRIMARY
 
@@ -30,10 +32,17 @@ def collector() -> None:
 @click.option("--host", "host_name", required=True, help="EMS host of that site.")
 @click.option(
     "--source",
-    type=click.Choice(["sim"]),
+    type=click.Choice(["sim", "frames", "csv"]),
     default="sim",
     show_default=True,
-    help="Where scans come from.",
+    help="Where scans come from: the simulator, or a recorded frame or CSV file.",
+)
+@click.option(
+    "--file",
+    "file_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="The recording to replay (--source frames|csv).",
 )
 @click.option("--from-scan", type=int, default=None, help="First scan number (default: now).")
 @click.option("--scans", type=int, default=None, help="Stop after this many scans.")
@@ -44,16 +53,23 @@ def run(
     site_name: str,
     host_name: str,
     source: str,
+    file_path: str | None,
     from_scan: int | None,
     scans: int | None,
     no_pace: bool,
 ) -> None:
-    """Collect HOST's scans of SITE into the scan topic until SIGINT/SIGTERM."""
+    """Collect HOST's scans of SITE into the scan topic until SIGINT/SIGTERM, or
+    replay a recording of them (sent as fast as Kafka takes them, then exit)."""
     cfg = state(ctx).cfg
     site = cfg.site(site_name)
     host = next((h for h in site.hosts if h.name == host_name), None)
     if host is None:
         raise ConfigError(f"sites.{site_name}.hosts", f"no host named '{host_name}'")
+    if source != "sim":
+        if file_path is None:
+            raise ConfigError("--file", f"--source {source} replays a file: give --file")
+        _replay(cfg, site, host_name, source, Path(file_path))
+        return
     role = PRIMARY if host.role == "primary" else BACKUP
     sim = SimSource(site, host_name, role)
     col = Collector(cfg, sim)
@@ -75,6 +91,45 @@ def run(
     finally:
         col.close()
         emit_json(col.status())
+
+
+def _replay(cfg: Config, site: SiteConfig, host: str, kind: str, path: Path) -> None:
+    reader = replay.read_frames if kind == "frames" else replay.read_csv
+    src = reader(site, host, path)
+    col = Collector(cfg, src)
+    try:
+        for seq in src.seqs:
+            col.collect(seq)
+        col.flush(300)
+    finally:
+        col.close()
+    click.echo(f"replayed {len(src.seqs)} scans of {site.name}/{host} from {path}", err=True)
+    emit_json(col.status())
+
+
+@collector.command()
+@click.option("--site", "site_name", required=True, help="Site name from the config.")
+@click.option("--host", "host_name", required=True, help="EMS host of that site.")
+@click.option("--from-scan", type=int, required=True, help="First scan number.")
+@click.option("--scans", type=int, required=True, help="How many scans.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True)
+@click.pass_context
+def record(
+    ctx: click.Context, site_name: str, host_name: str, from_scan: int, scans: int, out_path: str
+) -> None:
+    """Record the simulated HOST's scans to a file (.csv: CSV, else frames) for replay."""
+    cfg = state(ctx).cfg
+    site = cfg.site(site_name)
+    host = next((h for h in site.hosts if h.name == host_name), None)
+    if host is None:
+        raise ConfigError(f"sites.{site_name}.hosts", f"no host named '{host_name}'")
+    sim = SimSource(site, host_name, PRIMARY if host.role == "primary" else BACKUP)
+    path, seqs = Path(out_path), range(from_scan, from_scan + scans)
+    if path.suffix == ".csv":
+        n = replay.write_csv(sim, seqs, path)
+    else:
+        n = replay.record_frames(sim, seqs, path)
+    click.echo(f"{n} {'rows' if path.suffix == '.csv' else 'frames'} written to {path}")
 
 
 @collector.command()
