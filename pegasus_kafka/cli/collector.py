@@ -7,13 +7,14 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from pegasus_kafka.cli.common import PegasusGroup, emit_json, state
-from pegasus_kafka.collector import replay
+from pegasus_kafka.collector import iec104, replay
 from pegasus_kafka.collector.collector import Collector
 from pegasus_kafka.collector.commands import FailoverCommands, request_failover
 from pegasus_kafka.collector.sources import SimSource
@@ -32,11 +33,21 @@ def collector() -> None:
 @click.option("--host", "host_name", required=True, help="EMS host of that site.")
 @click.option(
     "--source",
-    type=click.Choice(["sim", "frames", "csv"]),
+    type=click.Choice(["sim", "iec104", "frames", "csv"]),
     default="sim",
     show_default=True,
-    help="Where scans come from: the simulator, or a recorded frame or CSV file.",
+    help="Where scans come from: the simulator, an IEC 104 outstation, or a recording.",
 )
+@click.option("--endpoint", default=None, help="IEC 104 outstation as HOST:PORT (--source iec104).")
+@click.option(
+    "--station",
+    "common_address",
+    type=int,
+    default=1,
+    show_default=True,
+    help="IEC 104 common address of the station.",
+)
+@click.option("--points", "points_spec", default="", help="IEC 104 points: IOA:TYPE,...")
 @click.option(
     "--file",
     "file_path",
@@ -54,6 +65,9 @@ def run(
     host_name: str,
     source: str,
     file_path: str | None,
+    endpoint: str | None,
+    common_address: int,
+    points_spec: str,
     from_scan: int | None,
     scans: int | None,
     no_pace: bool,
@@ -65,28 +79,47 @@ def run(
     host = next((h for h in site.hosts if h.name == host_name), None)
     if host is None:
         raise ConfigError(f"sites.{site_name}.hosts", f"no host named '{host_name}'")
+    role = PRIMARY if host.role == "primary" else BACKUP
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if source == "iec104":
+        if endpoint is None or ":" not in endpoint:
+            raise ConfigError("--endpoint", "--source iec104 needs --endpoint HOST:PORT")
+        ip, _, port = endpoint.rpartition(":")
+        points = iec104.parse_points(points_spec)
+        src = iec104.Iec104Source(site, host_name, role, ip, int(port), common_address, points)
+        try:
+            _collect(cfg, Collector(cfg, src), from_scan, scans, stop)
+        finally:
+            src.close()
+        return
     if source != "sim":
         if file_path is None:
             raise ConfigError("--file", f"--source {source} replays a file: give --file")
         _replay(cfg, site, host_name, source, Path(file_path))
         return
-    role = PRIMARY if host.role == "primary" else BACKUP
     sim = SimSource(site, host_name, role)
-    col = Collector(cfg, sim)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    _collect(
+        cfg, Collector(cfg, sim), from_scan, scans, stop, not no_pace, FailoverCommands(cfg, sim)
+    )
+
+
+def _collect(
+    cfg: Config,
+    col: Collector,
+    from_scan: int | None,
+    scans: int | None,
+    stop: threading.Event,
+    pace: bool = True,
+    before_scan: Any = None,
+) -> None:
+    site = col.site
     start = from_scan if from_scan is not None else int(time.time() * 1000) // site.scan_period_ms
     points = col.publish_metadata(upto=start)
-    click.echo(f"collector {site_name}/{host_name}: {points} points, role {host.role}", err=True)
+    click.echo(f"collector {col.name}: {points} point versions published", err=True)
     try:
-        col.run(
-            start=start,
-            count=scans,
-            pace=not no_pace,
-            stop=stop,
-            before_scan=FailoverCommands(cfg, sim),
-        )
+        col.run(start=start, count=scans, pace=pace, stop=stop, before_scan=before_scan)
         col.flush()
     finally:
         col.close()

@@ -117,3 +117,20 @@ def test_renames_keep_the_key_and_number_the_versions() -> None:
     assert [m["version"] for m in src.metadata(upto=15)] == [1, 2]
     assert [m["version"] for m in src.metadata()] == [1]
     assert dataclasses.replace(site, rename_scans=()).rename_scans == ()
+
+
+def test_iec104_points_parse_and_bad_ones_are_named() -> None:
+    import pytest
+
+    from pegasus_kafka.collector.iec104 import parse_points, point_ikey
+    from pegasus_kafka.errors import ConfigError
+    from pegasus_kafka.keys import site_code_of
+
+    points = parse_points("11:M_ME_NC_1, 12:M_SP_NA_1")
+    assert [(p.ioa, p.data_type) for p in points] == [(11, ANALOG), (12, STATUS)]
+    for bad in ("", "x:M_ME_NC_1", "11:M_XX_NA_1", "11"):
+        with pytest.raises(ConfigError, match="--points"):
+            parse_points(bad)
+    # Keys differ by site, station and address, and carry the site's code.
+    keys = {point_ikey(site, ca, ioa) for site in (1, 2) for ca in (1, 47) for ioa in (11, 12)}
+    assert len(keys) == 8 and {site_code_of(k) for k in keys} == {1, 2}
