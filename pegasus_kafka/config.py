@@ -90,6 +90,10 @@ class SiteConfig:
     failover_scans: tuple[int, ...] = ()
     #: scan numbers at which the simulated EMS renames one of its points
     rename_scans: tuple[int, ...] = ()
+    #: scan numbers at which it moves one of its points to another substation
+    move_scans: tuple[int, ...] = ()
+    #: scan numbers at which a new point appears (it gets the next key)
+    new_point_scans: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -235,7 +239,7 @@ def _build(cls: type, table: Any, path: str) -> Any:
             if not isinstance(value, dict):
                 raise ConfigError(key, "expected a table of librdkafka properties")
             kwargs[name] = types.MappingProxyType({str(k): str(v) for k, v in value.items()})
-        elif cls is SiteConfig and name in ("failover_scans", "rename_scans"):
+        elif cls is SiteConfig and name.endswith("_scans"):
             if not isinstance(value, list):
                 raise ConfigError(key, "expected a list of scan numbers")
             scans = [_check_type(f"{key}[{i}]", v, int) for i, v in enumerate(value)]

@@ -17,6 +17,7 @@ numpy for all points at once, so 320,000 points every 5 s is cheap.
 
 from __future__ import annotations
 
+import bisect
 import zlib
 from dataclasses import dataclass
 
@@ -57,7 +58,10 @@ class SiteField:
 
     def __init__(self, site: SiteConfig) -> None:
         self.site = site
-        n = site.points
+        # Points that appear later are part of the field from the start, so each
+        # keeps the same number (and key) whenever it is read; scans leave out
+        # those not there yet (see active()).
+        n = site.points + len(site.new_point_scans)
         rng = _rng(site.seed, 1)
         kind = rng.random(n)
         self.dtype = np.where(kind < 0.6, ANALOG, np.where(kind < 0.7, ACCUMULATOR, STATUS))
@@ -102,9 +106,13 @@ class SiteField:
             resolution=float(self.resolution[i]) if dtype == ANALOG else 0.001,
         )
 
-    def renamed_at(self, seq: int) -> int:
-        """The index of the point the EMS renames at scan ``seq`` (a rename scan)."""
-        return int(_rng(self.site.seed, 77, seq).integers(0, len(self.ikeys)))
+    def active(self, seq: int) -> int:
+        """How many points exist at scan ``seq``: the first ``active`` indices."""
+        return self.site.points + bisect.bisect_right(self.site.new_point_scans, seq)
+
+    def changed_at(self, seq: int, salt: int) -> int:
+        """The index of the point a rename (salt 77) or move (salt 78) at ``seq`` hits."""
+        return int(_rng(self.site.seed, salt, seq).integers(0, self.active(seq)))
 
     def limits(self) -> tuple[np.ndarray, np.ndarray]:
         """(ikeys, values[n, 4]) of every analog with limits; limits bracket the base load."""

@@ -15,6 +15,8 @@ from pegasus_kafka.schema import ANALOG, DATA_TYPES, LIMIT, PRIMARY, STATUS
 
 #: the backup host scans this long after the primary
 BACKUP_SKEW_MS = 37
+#: random-stream salts that pick the point a rename or a move hits
+RENAME, MOVE = 77, 78
 
 
 @dataclass
@@ -69,34 +71,57 @@ class SimSource:
         return self.initial_role ^ (flips % 2)
 
     def metadata(self, upto: int | None = None) -> list[dict[str, Any]]:
-        out = [self._version(i, 1, "CREATED", 0) for i in range(len(self.field.ikeys))]
+        """Every version up to scan ``upto``, oldest first; without it the creation
+        of the site's initial points."""
+        out = [self._version(i, 0) for i in range(self.site.points)]
         if upto is not None:
-            for seq in self.site.rename_scans:
+            for seq in self._change_scans():
                 if seq <= upto:
-                    out.extend(self._renames(seq))
+                    out.extend(self._changes(seq))
         return out
 
-    def _renames(self, seq: int) -> list[dict[str, Any]]:
-        """The version the rename at scan ``seq`` gives its point."""
-        if seq not in self.site.rename_scans:
-            return []
-        i = self.field.renamed_at(seq)
-        earlier = [s for s in self.site.rename_scans if s < seq and self.field.renamed_at(s) == i]
-        return [self._version(i, len(earlier) + 2, "RENAMED", seq * self.site.scan_period_ms)]
+    def _change_scans(self) -> list[int]:
+        site = self.site
+        return sorted({*site.rename_scans, *site.move_scans, *site.new_point_scans})
 
-    def _version(self, i: int, version: int, change: str, valid_from_ms: int) -> dict[str, Any]:
-        p = self.field.point(i)
-        # The key is the point's, not its name's: it stays through every rename.
-        name = p.name if version == 1 else f"{p.name}-R{version - 1}"
+    def _changes(self, seq: int) -> list[dict[str, Any]]:
+        """The metadata versions that take effect at scan ``seq``."""
+        site, f = self.site, self.field
+        out = []
+        if seq in site.new_point_scans:
+            out.append(self._version(f.active(seq) - 1, seq))
+        if seq in site.rename_scans:
+            out.append(self._version(f.changed_at(seq, RENAME), seq))
+        if seq in site.move_scans:
+            out.append(self._version(f.changed_at(seq, MOVE), seq))
+        return out
+
+    def _version(self, i: int, seq: int) -> dict[str, Any]:
+        """Point ``i``'s description as of scan ``seq``: its creation, then every
+        rename and move up to ``seq`` in scan order. The key is the point's, never
+        its name's or substation's, so it stays through every change."""
+        site, f = self.site, self.field
+        p = f.point(i)
+        born = 0
+        if i >= site.points:
+            born = site.new_point_scans[i - site.points]
+        renames = [s for s in site.rename_scans if born < s <= seq and f.changed_at(s, RENAME) == i]
+        moves = [s for s in site.move_scans if born < s <= seq and f.changed_at(s, MOVE) == i]
+        changes = sorted([(s, "RENAMED") for s in renames] + [(s, "MOVED") for s in moves])
+        change, at = ("CREATED", born) if not changes else (changes[-1][1], changes[-1][0])
+        substation = p.substation
+        if moves:
+            number = (int(f.substation[i]) + len(moves)) % max(1, site.substations)
+            substation = f"{site.name.upper()}-SS{number:03d}"
         return {
             "ikey": p.ikey,
-            "version": version,
-            "valid_from_ms": valid_from_ms,
+            "version": 1 + len(changes),
+            "valid_from_ms": at * site.scan_period_ms,
             "change": change,
-            "site": self.site.name,
+            "site": site.name,
             "ems_id": p.ems_id,
-            "name": name,
-            "substation": p.substation,
+            "name": p.name if not renames else f"{p.name}-R{len(renames)}",
+            "substation": substation,
             "device": p.device,
             "data_type": DATA_TYPES[p.data_type],
             "units": p.units,
@@ -109,9 +134,10 @@ class SimSource:
         self.role = self.role_at(seq)
         values, changes = f.values(seq, t, self._salt)
         quality = np.zeros(len(values), np.uint8)
+        exists = np.arange(len(values)) < f.active(seq)
         scans = []
         for dtype in (ANALOG, 2, STATUS):
-            sel = f.dtype == dtype
+            sel = (f.dtype == dtype) & exists
             scans.append(
                 Scan(
                     dtype,
@@ -125,10 +151,12 @@ class SimSource:
         if seq % max(1, 3_600_000 // self.site.scan_period_ms) == 0 or not self._limits_sent:
             self._limits_sent = True
             ikeys, lims = self._limits
+            there = ikeys < f.ikeys[f.active(seq) - 1] + 1
+            ikeys, lims = ikeys[there], lims[there]
             scans.append(Scan(LIMIT, ikeys, lims, np.zeros(len(ikeys), np.uint8)))
         events = []
         if self.role == PRIMARY:
-            toggled = np.flatnonzero((f.dtype == STATUS) & (changes == 1))
+            toggled = np.flatnonzero((f.dtype == STATUS) & (changes == 1) & exists)
             for j, i in enumerate(toggled):
                 action = "closed" if values[i] == 2 else "opened"
                 events.append(
@@ -144,5 +172,5 @@ class SimSource:
                     }
                 )
         return ScanResult(
-            scan_time_ms=t, role=self.role, scans=scans, events=events, meta=self._renames(seq)
+            scan_time_ms=t, role=self.role, scans=scans, events=events, meta=self._changes(seq)
         )

@@ -134,3 +134,25 @@ def test_iec104_points_parse_and_bad_ones_are_named() -> None:
     # Keys differ by site, station and address, and carry the site's code.
     keys = {point_ikey(site, ca, ioa) for site in (1, 2) for ca in (1, 47) for ioa in (11, 12)}
     assert len(keys) == 8 and {site_code_of(k) for k in keys} == {1, 2}
+
+
+def test_new_points_get_new_keys_and_moves_are_versions() -> None:
+    from pegasus_kafka.config import HostConfig
+
+    site = SiteConfig(
+        "s", 3, 1000, (HostConfig("a", "primary"), HostConfig("b", "backup")), points=4,
+        substations=3, new_point_scans=(10,), move_scans=(12,), rename_scans=(14,),
+    )  # fmt: skip
+    src = SimSource(site, "a", PRIMARY)
+    before = {int(k) for s in src.read(9).scans for k in s.ikeys}
+    after = {int(k) for s in src.read(10).scans for k in s.ikeys}
+    assert len(before) == 4 and len(after - before) == 1
+    (created,) = src.read(10).meta
+    assert created["change"] == "CREATED" and created["ikey"] in after - before
+    assert created["valid_from_ms"] == 10_000
+    (moved,) = src.read(12).meta
+    assert moved["change"] == "MOVED" and moved["version"] >= 2
+    history = [m for m in src.metadata(upto=100) if m["ikey"] == moved["ikey"]]
+    assert [m["version"] for m in history] == list(range(1, len(history) + 1))
+    assert len({m["ikey"] for m in src.metadata(upto=100)}) == 5
+    assert len({m["ikey"] for m in src.metadata()}) == 4
