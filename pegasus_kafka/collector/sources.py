@@ -154,23 +154,48 @@ class SimSource:
             there = ikeys < f.ikeys[f.active(seq) - 1] + 1
             ikeys, lims = ikeys[there], lims[there]
             scans.append(Scan(LIMIT, ikeys, lims, np.zeros(len(ikeys), np.uint8)))
-        events = []
-        if self.role == PRIMARY:
-            toggled = np.flatnonzero((f.dtype == STATUS) & (changes == 1) & exists)
-            for j, i in enumerate(toggled):
-                action = "closed" if values[i] == 2 else "opened"
-                events.append(
-                    {
-                        "site": self.site.name,
-                        "host": self.host,
-                        "seq": seq * 10_000 + j,
-                        "time_ms": t - 1_000,
-                        "kind": "OPERATOR_ACTION",
-                        "ikey": int(f.ikeys[i]),
-                        "operator": f"op{int(i) % 7 + 1}",
-                        "text": f"{f.point(int(i)).name} {action} by operator op{int(i) % 7 + 1}",
-                    }
-                )
-        return ScanResult(
-            scan_time_ms=t, role=self.role, scans=scans, events=events, meta=self._changes(seq)
-        )
+        meta = self._changes(seq)
+        events = self._events(seq, t, values, changes, exists, meta) if self.role == PRIMARY else []
+        return ScanResult(scan_time_ms=t, role=self.role, scans=scans, events=events, meta=meta)
+
+    def _events(
+        self,
+        seq: int,
+        t: int,
+        values: np.ndarray,
+        changes: np.ndarray,
+        exists: np.ndarray,
+        meta: list[dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        """The primary host's log for a scan: operator actions behind status changes,
+        alarms for momentary operations (a trip and reclose within the scan), its
+        taking over as primary, and database changes."""
+        f = self.field
+        out: list[tuple[str, int | None, str | None, str]] = []
+        status = (f.dtype == STATUS) & exists
+        for i in np.flatnonzero(status & (changes == 1)).tolist():
+            action = "closed" if values[i] == 2 else "opened"
+            operator = f"op{i % 7 + 1}"
+            name = f.point(i).name
+            text = f"{name} {action} by operator {operator}"
+            out.append(("OPERATOR_ACTION", int(f.ikeys[i]), operator, text))
+        for i in np.flatnonzero(status & (changes >= 2)).tolist():
+            out.append(("ALARM", int(f.ikeys[i]), None, f"{f.point(i).name} tripped and reclosed"))
+        if seq > 0 and self.role_at(seq - 1) != PRIMARY:
+            out.append(("FAILOVER", None, None, f"{self.host} took over as primary"))
+        for m in meta:
+            text = f"{m['change'].lower()} {m['name']}"
+            out.append(("DATABASE_CHANGE", int(m["ikey"]), None, text))
+        return [
+            {
+                "site": self.site.name,
+                "host": self.host,
+                "seq": seq * 10_000 + j,
+                "time_ms": t - 1_000,
+                "kind": kind,
+                "ikey": ikey,
+                "operator": operator,
+                "text": text,
+            }
+            for j, (kind, ikey, operator, text) in enumerate(out)
+        ]

@@ -156,3 +156,22 @@ def test_new_points_get_new_keys_and_moves_are_versions() -> None:
     assert [m["version"] for m in history] == list(range(1, len(history) + 1))
     assert len({m["ikey"] for m in src.metadata(upto=100)}) == 5
     assert len({m["ikey"] for m in src.metadata()}) == 4
+
+
+def test_the_primary_logs_actions_alarms_failovers_and_database_changes() -> None:
+    from pegasus_kafka.config import HostConfig
+
+    site = SiteConfig(
+        "s", 3, 1000, (HostConfig("a", "primary"), HostConfig("b", "backup")), points=400,
+        status_rate=5e6, failover_scans=(30,), rename_scans=(31,),
+    )  # fmt: skip
+    a, b = SimSource(site, "a", PRIMARY), SimSource(site, "b", BACKUP)
+    kinds = {e["kind"] for s in range(0, 30) for e in a.read(s).events}
+    assert {"OPERATOR_ACTION", "ALARM"} <= kinds
+    assert all(not b.read(s).events for s in range(0, 30)), "only the primary logs"
+    assert [e["kind"] for e in b.read(30).events].count("FAILOVER") == 1
+    assert not a.read(30).events
+    changed = [e for e in b.read(31).events if e["kind"] == "DATABASE_CHANGE"]
+    assert [e["ikey"] for e in changed] == [m["ikey"] for m in b.read(31).meta]
+    seqs = [e["seq"] for s in range(25, 35) for e in b.read(s).events]
+    assert len(seqs) == len(set(seqs))
