@@ -35,6 +35,12 @@ def empty(n: int) -> dict[str, np.ndarray]:
 
 def local(mat: ScanPartition, keys: np.ndarray) -> dict[str, np.ndarray]:
     """The current values of keys that all belong to ``mat``'s partition."""
+    with mat.lock:
+        # One consistent view: ingest may add a host while this reads.
+        return _local(mat, keys)
+
+
+def _local(mat: ScanPartition, keys: np.ndarray) -> dict[str, np.ndarray]:
     cols = empty(len(keys))
     cols["ikeys"][:] = keys
     seen = np.zeros(len(keys), bool)
@@ -55,7 +61,8 @@ def local(mat: ScanPartition, keys: np.ndarray) -> dict[str, np.ndarray]:
         raise UnknownPoint(f"unknown point(s): {', '.join(map(str, missing.tolist()))}")
     limits = mat.current_rows(LIMIT, keys)
     has = limits["found"] & (cols["type"] == ANALOG)
-    cols["limits"][has] = limits["values"][has]
+    if has.any():  # an empty limits table answers one NaN per key, not four
+        cols["limits"][has] = limits["values"][has]
     return cols
 
 

@@ -237,3 +237,20 @@ def test_bulk_loaded_history_reads_back_exactly_and_survives_a_reopen(tmp_path: 
     _, recorded, scanned = part.store.scan_digest()
     assert recorded == scanned
     part.close()
+
+
+def test_current_columns_before_any_limits_have_arrived(tmp_path: Path) -> None:
+    from pegasus_kafka.api.current import local, rows
+    from pegasus_kafka.schema import Frame
+
+    part = open_partition(tmp_path / "p")
+    frame = Frame(
+        "north", "ems-a", PRIMARY, 1, 1000, 1000, ANALOG, 0,
+        np.array([5, 9], np.int64), np.array([1.5, 2.5]), np.zeros(2, np.uint8),
+        np.zeros(0, np.uint8),
+    )  # fmt: skip
+    part.apply([(0, b"k", encode_frame(frame))])
+    cols = local(part, np.array([9, 5], np.int64))
+    assert cols["values"].tolist() == [2.5, 1.5] and np.isnan(cols["limits"]).all()
+    assert [r["host"] for r in rows(cols)] == ["north/ems-a"] * 2
+    part.close()

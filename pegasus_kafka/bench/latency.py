@@ -1,0 +1,103 @@
+"""Scan-to-queryable latency: from a scan's time until the RDS answers with it.
+
+Both hosts of a site of 320,000 points scan every 5 s (64,000 points/s per
+host), each in a collector process of its own; one ring server (a process of
+its own) ingests. For every scan, a client polls the current values of a few
+points in different partitions every 5 ms until all of them carry that
+scan's time. The latency of the scan is the wall clock then minus the scan's
+time: it includes reading the scan from the simulator, cutting and encoding
+frames, the spool, Kafka, materialisation and the query.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pegasus_kafka.bench import procs
+from pegasus_kafka.bench.fleet import wait_until
+from pegasus_kafka.client import PegasusClient
+from pegasus_kafka.collector.sources import SimSource
+from pegasus_kafka.config import Config, HostConfig, ServerSettings, SiteConfig
+from pegasus_kafka.errors import PegasusError
+from pegasus_kafka.kafka.registry import RegistryView
+from pegasus_kafka.kafka.topics import ensure_topics
+from pegasus_kafka.keys import partitions_of
+from pegasus_kafka.ring.health import live_servers, ring_serving
+from pegasus_kafka.ring.lifecycle import add_ring
+from pegasus_kafka.schema import PRIMARY
+
+PERIOD_MS = 5000
+
+
+def measure_latency(
+    cfg: Config, workdir: Path, scans: int, points: int = 320_000
+) -> dict[str, Any]:
+    site = SiteConfig(
+        name="lat",
+        code=96,
+        scan_period_ms=PERIOD_MS,
+        points=points,
+        seed=9,
+        hosts=(HostConfig("ems-a", "primary"), HostConfig("ems-b", "backup")),
+    )
+    lcfg = cfg.with_overrides(
+        kafka=dataclasses.replace(cfg.kafka, topic_prefix=f"bench-{uuid.uuid4().hex[:8]}"),
+        store=dataclasses.replace(cfg.store, data_dir=str(workdir / "lat-data")),
+        collector=dataclasses.replace(cfg.collector, spool_dir=str(workdir / "lat-spool")),
+        server=ServerSettings(http_host="127.0.0.1", in_sync_lag=200, heartbeat_s=0.5),
+        sites=(site,),
+    )
+    ensure_topics(lcfg)
+    view = RegistryView(lcfg)
+    view.wait_caught_up()
+    add_ring(lcfg, view, "lat")
+    children = [procs.start_server(lcfg, "lat", "s1")]
+    try:
+        wait_until(lambda: ring_serving(lcfg, view, "lat"), 120, "the ring")
+        first = int(time.time() * 1000) // PERIOD_MS + 2
+        children.append(procs.start_feed(lcfg, first))
+        ikeys = SimSource(site, "ems-a", PRIMARY).field.ikeys
+        parts = partitions_of(ikeys, lcfg.topics.partitions)
+        probe = [int(ikeys[np.flatnonzero(parts == p)[0]]) for p in range(lcfg.topics.partitions)]
+        latencies = []
+        with PegasusClient(lcfg) as client:
+
+            def newest() -> int:
+                try:
+                    return int(client.current_columns(probe)["time_ms"].min())
+                except PegasusError:  # not there yet: points appear with the first scan
+                    return 0
+
+            # Warm-up: the collectors publish 320,000 points' metadata first, and
+            # the ring works that backlog off before the measured scans.
+            wait_until(lambda: newest() >= first * PERIOD_MS, 120, "the first scan")
+            wait_until(
+                lambda: sum(s.lag for s in live_servers(lcfg, view, "lat")) < 50,
+                300,
+                "the ring to catch up",
+            )
+            start = newest() // PERIOD_MS + 1
+            for seq in range(start, start + scans):
+                scan_ms = seq * PERIOD_MS
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    if newest() >= scan_ms:
+                        latencies.append(time.time() * 1000 - scan_ms)
+                        break
+                    time.sleep(0.005)  # poll
+        return {
+            "p99_scan_to_queryable_ms": round(float(np.percentile(latencies, 99)), 1),
+            "p50_scan_to_queryable_ms": round(float(np.percentile(latencies, 50)), 1),
+            "latency_scans": len(latencies),
+            "scan_latencies_ms": [round(x) for x in latencies],
+            "latency_points_per_s_per_host": points * 1000 // PERIOD_MS,
+        }
+    finally:
+        procs.stop(children)
+        view.close()
