@@ -81,6 +81,8 @@ class ScanPartition(Materialiser):
         for key, value in raw_items(store.cf("frames").items()):
             offset = struct.unpack(">Q", key)[0]
             self._add_to_head(offset, decode_frame(value), kv_hash("frames", key, value))
+        # A crash between a batch and the seal it made due leaves the seal to do.
+        self.seal_due = self._should_seal()
 
     # -- ingest -----------------------------------------------------------------
 
@@ -116,11 +118,13 @@ class ScanPartition(Materialiser):
             return True
         return bool(self.head) and self.head_span[1] - self.head_span[0] >= self.seal_span_ms
 
-    def _apply_batch(self, records: list[Record]) -> ApplyResult:
+    def _apply_batch(self, records: list[Record]) -> tuple[int, ApplyResult]:
+        """Apply records until the head is due for a seal; commit what was applied."""
         result = ApplyResult()
+        done = len(records)
         with self.lock:
             batch = self.store.begin()
-            for offset, _key, value in records:
+            for i, (offset, _key, value) in enumerate(records):
                 try:
                     frame = decode_frame(value)
                 except MalformedRecord as exc:
@@ -134,11 +138,22 @@ class ScanPartition(Materialiser):
                 result.applied += 1
                 result.samples += frame.count
                 if self._should_seal():
-                    self._seal(batch)
+                    self.seal_due = True
                     result.sealed = True
+                    done = i + 1
+                    break
             batch.put_state(K_STATE, self._state_bytes())
-            self.store.commit(batch, records[-1][0] + 1)
-        return result
+            self.store.commit(batch, records[done - 1][0] + 1)
+        return done, result
+
+    def seal(self) -> None:
+        """Seal the head in a batch of its own, at the offset that made it due."""
+        with self.lock:
+            batch = self.store.begin()
+            self._seal(batch)
+            batch.put_state(K_STATE, self._state_bytes())
+            self.store.commit(batch, self.store.applied_offset)
+            self.seal_due = False
 
     def _state_bytes(self) -> bytes:
         state = {

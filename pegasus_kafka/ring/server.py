@@ -235,7 +235,16 @@ class RingServer:
             promoter.tick()
 
     def _apply(self, consumer: Consumer, msgs: list[Any]) -> None:
-        commits = []
+        """Apply a consumed batch, every partition's records before any seal.
+
+        Seals are the slow part of ingest. Each partition applies its records up
+        to the point where its head falls due for a seal. Only when every
+        partition has published its new records are the seals done, and then
+        the records after them are applied. Where a partition seals is fixed by
+        its records alone, so this order changes when data becomes visible,
+        never what the store holds.
+        """
+        work: dict[tuple[str, int], tuple[Materialiser, list[Any]]] = {}
         for (topic, partition), records in by_partition(msgs).items():
             mat = self.materialiser(topic, partition)
             if mat is None:
@@ -253,13 +262,22 @@ class RingServer:
                     applied,
                     records[0][0],
                 )
-            started = time.perf_counter()
-            result = mat.apply(records)
-            metrics.observe_batch(
-                self.ring, topic, partition, result, time.perf_counter() - started
-            )
-            self._dead_letters(topic, partition, records, result)
-            commits.append(TopicPartition(topic, partition, mat.store.applied_offset))
+            work[(topic, partition)] = (mat, records)
+        touched = {tp: mat for tp, (mat, _records) in work.items()}
+        while work:
+            for (topic, partition), (mat, records) in list(work.items()):
+                started = time.perf_counter()
+                done, result = mat.apply_until_seal(records)
+                metrics.observe_batch(
+                    self.ring, topic, partition, result, time.perf_counter() - started
+                )
+                self._dead_letters(topic, partition, records[:done], result)
+                work[(topic, partition)] = (mat, records[done:])
+            for mat, _records in work.values():
+                if mat.seal_due:
+                    mat.seal()
+            work = {tp: entry for tp, entry in work.items() if entry[1]}
+        commits = [TopicPartition(t, p, m.store.applied_offset) for (t, p), m in touched.items()]
         if commits:
             try:
                 consumer.commit(offsets=commits, asynchronous=True)

@@ -254,3 +254,41 @@ def test_current_columns_before_any_limits_have_arrived(tmp_path: Path) -> None:
     assert cols["values"].tolist() == [2.5, 1.5] and np.isnan(cols["limits"]).all()
     assert [r["host"] for r in rows(cols)] == ["north/ems-a"] * 2
     part.close()
+
+
+def test_seals_in_phases_or_after_a_crash_give_the_same_store(
+    tmp_path: Path, two_hosts: tuple[list[bytes], list[bytes]]
+) -> None:
+    a, b = two_hosts
+    records = as_records(a + b)
+    whole = open_partition(tmp_path / "whole", 1500)
+    whole.apply(records)
+    assert whole.seal_seq > 1, "the data must make several seals due"
+
+    # A server's way: apply until a seal falls due, let others publish, then seal.
+    phased = open_partition(tmp_path / "phased", 1500)
+    pending = records
+    while pending:
+        done, _ = phased.apply_until_seal(pending)
+        pending = pending[done:]
+        if phased.seal_due:
+            phased.seal()
+
+    # A crash right after a batch made a seal due, before the seal ran.
+    crashed = open_partition(tmp_path / "crashed", 1500)
+    done, _ = crashed.apply_until_seal(records)
+    assert crashed.seal_due
+    crashed.close()
+    crashed = open_partition(tmp_path / "crashed", 1500)
+    assert crashed.seal_due, "the reopened store knows the seal is still due"
+    crashed.apply(records[done:])
+
+    for part in (phased, crashed):
+        assert (part.store.applied_offset, part.store.digest) == (
+            whole.store.applied_offset,
+            whole.store.digest,
+        )
+        assert part.store.digests() == whole.store.digests()
+        assert dict(part.store.cf("blocks").items()) == dict(whole.store.cf("blocks").items())
+        part.close()
+    whole.close()
