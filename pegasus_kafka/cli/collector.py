@@ -89,6 +89,12 @@ def run(
         ip, _, port = endpoint.rpartition(":")
         points = iec104.parse_points(points_spec)
         src = iec104.Iec104Source(site, host_name, role, ip, int(port), common_address, points)
+        if not src.wait_ready(10):
+            click.echo(
+                f"warning: {endpoint} did not answer an interrogation yet; "
+                "scans are marked not topical until it does",
+                err=True,
+            )
         try:
             _collect(cfg, Collector(cfg, src), from_scan, scans, stop)
         finally:

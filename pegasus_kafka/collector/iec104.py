@@ -95,10 +95,12 @@ class Iec104Source:
             raise ConfigError("--endpoint", f"cannot add a 104 connection to {ip}:{port}")
         self._conn = conn
         self._points = []
+        self._heard: set[int] = set()
         for p in points:
             point = station.add_point(io_address=p.ioa, type=getattr(c104.Type, p.kind))
             if point is None:
                 raise ConfigError("--points", f"IOA {p.ioa} is given twice")
+            point.on_receive(callable=self._receiver(c104))
             self._points.append(point)
         self.ikeys = np.array(
             [point_ikey(site.code, common_address, p.ioa) for p in points], np.int64
@@ -109,11 +111,50 @@ class Iec104Source:
     def connected(self) -> bool:
         return bool(self._conn.is_connected)
 
-    def wait_connected(self, timeout: float = 10.0) -> bool:
+    def _receiver(self, c104: Any) -> Any:
+        """A receive callback marking its point as heard from. c104 checks the
+        callback's parameter names and types, so they are set exactly."""
+
+        def on_receive(point: Any, previous_info: Any, message: Any) -> Any:
+            self._heard.add(int(point.io_address))
+            return c104.ResponseState.SUCCESS
+
+        on_receive.__annotations__ = {
+            "point": c104.Point,
+            "previous_info": c104.Information,
+            "message": c104.IncomingMessage,
+            "return": c104.ResponseState,
+        }
+        return on_receive
+
+    def wait_ready(self, timeout: float = 10.0) -> bool:
+        """Wait until every measurand and status point has been heard from, so the
+        first scan holds the outstation's values rather than defaults. The
+        general interrogation at connect covers them; counters are asked for
+        with a counter interrogation as soon as the connection is up. Anything
+        still missing after a few seconds is asked for again. A point never
+        heard from is reported invalid, not as a good zero."""
         deadline = time.monotonic() + timeout
-        while not self.connected and time.monotonic() < deadline:
+        ask_at = time.monotonic()
+        counters = any(p.kind == "M_IT_NA_1" for p in self.specs)
+        needed = {p.ioa for p in self.specs if p.kind != "M_IT_NA_1"}
+        asks = 0
+        while time.monotonic() < deadline:
+            if needed <= self._heard:
+                return True
+            if self.connected and time.monotonic() >= ask_at:
+                asks += 1
+                if asks > 1:
+                    self._conn.interrogation(
+                        common_address=self.common_address, wait_for_response=False
+                    )
+                if counters:
+                    self._conn.counter_interrogation(
+                        common_address=self.common_address, wait_for_response=False
+                    )
+                ask_at = time.monotonic() + 2.0
             time.sleep(0.05)  # poll
-        return self.connected
+        return False
 
     def metadata(self, upto: int | None = None) -> list[dict[str, Any]]:
         return [
@@ -142,6 +183,8 @@ class Iec104Source:
         for i, (spec, point) in enumerate(zip(self.specs, self._points, strict=True)):
             values[i], quality[i] = _reading(spec, point)
             quality[i] |= stale
+            if spec.ioa not in self._heard:
+                quality[i] |= Q_INVALID | Q_NOT_TOPICAL
         return values, quality
 
     def read(self, seq: int) -> ScanResult:

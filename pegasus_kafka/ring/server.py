@@ -45,6 +45,9 @@ from pegasus_kafka.schema import codec
 
 log = logging.getLogger(__name__)
 
+#: longest a due seal waits for the consumer to run dry, in seconds
+SEAL_DELAY_S = 0.5
+
 
 class RingServer:
     def __init__(self, cfg: Config, ring: str, server_id: str, endpoint: str = "") -> None:
@@ -57,6 +60,9 @@ class RingServer:
         self.lag: dict[tuple[str, int], int] = {}
         self.started_ms = now_ms()
         self.assigned_once = False
+        #: records of partitions whose head fell due for a seal, waiting for it
+        self._held: dict[tuple[str, int], list[Any]] = {}
+        self._due_since: float | None = None
         self._in_sync = False
         self.stop_event = threading.Event()
         self.lock = threading.Lock()
@@ -149,6 +155,9 @@ class RingServer:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
+            # Records held behind a seal are read again by the next owner, from
+            # the store's own offset.
+            self._held.pop((tp.topic, tp.partition), None)
             with self.lock:
                 mat = self.parts.pop((tp.topic, tp.partition), None)
                 self.lag.pop((tp.topic, tp.partition), None)
@@ -213,9 +222,11 @@ class RingServer:
         next_beat = 0.0
         try:
             while not self.stop_event.is_set():
-                msgs = consumer.consume(num_messages=2000, timeout=0.1)
+                msgs = consumer.consume(num_messages=2000, timeout=0.01 if self._held else 0.1)
                 if msgs:
                     self._apply(consumer, msgs)
+                if self._seal_now(drained=not msgs):
+                    self._run_seals(consumer)
                 if time.monotonic() >= next_beat:
                     self._update_lag(consumer)
                     with self.lock:
@@ -235,19 +246,16 @@ class RingServer:
             promoter.tick()
 
     def _apply(self, consumer: Consumer, msgs: list[Any]) -> None:
-        """Apply a consumed batch, every partition's records before any seal.
-
-        Seals are the slow part of ingest. Each partition applies its records up
-        to the point where its head falls due for a seal. Only when every
-        partition has published its new records are the seals done, and then
-        the records after them are applied. Where a partition seals is fixed by
-        its records alone, so this order changes when data becomes visible,
-        never what the store holds.
-        """
-        work: dict[tuple[str, int], tuple[Materialiser, list[Any]]] = {}
+        """Apply a consumed batch; partitions whose head fell due for a seal hold
+        their further records until :meth:`_run_seals`."""
+        touched: dict[tuple[str, int], Materialiser] = {}
         for (topic, partition), records in by_partition(msgs).items():
             mat = self.materialiser(topic, partition)
             if mat is None:
+                continue
+            tp = (topic, partition)
+            if tp in self._held:
+                self._held[tp].extend(records)
                 continue
             applied = mat.store.applied_offset
             records = [r for r in records if r[0] >= applied]
@@ -262,21 +270,50 @@ class RingServer:
                     applied,
                     records[0][0],
                 )
-            work[(topic, partition)] = (mat, records)
-        touched = {tp: mat for tp, (mat, _records) in work.items()}
-        while work:
-            for (topic, partition), (mat, records) in list(work.items()):
-                started = time.perf_counter()
-                done, result = mat.apply_until_seal(records)
-                metrics.observe_batch(
-                    self.ring, topic, partition, result, time.perf_counter() - started
-                )
-                self._dead_letters(topic, partition, records[:done], result)
-                work[(topic, partition)] = (mat, records[done:])
-            for mat, _records in work.values():
+            self._apply_records(tp, mat, records)
+            touched[tp] = mat
+        self._commit(consumer, touched)
+
+    def _apply_records(self, tp: tuple[str, int], mat: Materialiser, records: list[Any]) -> None:
+        started = time.perf_counter()
+        done, result = mat.apply_until_seal(records)
+        metrics.observe_batch(self.ring, tp[0], tp[1], result, time.perf_counter() - started)
+        self._dead_letters(tp[0], tp[1], records[:done], result)
+        if mat.seal_due:
+            self._held[tp] = records[done:]
+            self._due_since = self._due_since or time.monotonic()
+
+    def _seal_now(self, drained: bool) -> bool:
+        """Seal when the consumer has run dry, or a seal has waited long enough."""
+        if not self._held or self._due_since is None:
+            return False
+        return drained or time.monotonic() - self._due_since > SEAL_DELAY_S
+
+    def _run_seals(self, consumer: Consumer) -> None:
+        """Seal every head that fell due, then apply the records held behind them.
+
+        Seals are the slow part of ingest; running them when nothing else is
+        waiting lets every partition's new records become visible first. Where
+        a partition seals is fixed by its records alone, so this changes when
+        data becomes visible, never what the store holds.
+        """
+        touched: dict[tuple[str, int], Materialiser] = {}
+        while self._held:
+            held, self._held = self._held, {}
+            for tp, records in held.items():
+                mat = self.materialiser(*tp)
+                if mat is None:
+                    continue
                 if mat.seal_due:
                     mat.seal()
-            work = {tp: entry for tp, entry in work.items() if entry[1]}
+                touched[tp] = mat
+                if records:
+                    self._apply_records(tp, mat, records)
+        self._due_since = None
+        self._commit(consumer, touched)
+
+    def _commit(self, consumer: Consumer, touched: dict[tuple[str, int], Materialiser]) -> None:
+        """Commit group offsets (advisory: the store's own offset rules)."""
         commits = [TopicPartition(t, p, m.store.applied_offset) for (t, p), m in touched.items()]
         if commits:
             try:
