@@ -26,7 +26,7 @@ from pegasus_kafka.config import Config, HostConfig, SiteConfig
 from pegasus_kafka.kafka import clients
 from pegasus_kafka.kafka.registry import RegistryWriter
 from pegasus_kafka.kafka.topics import ensure_topics
-from pegasus_kafka.ring.scan import COLUMN_FAMILIES
+from pegasus_kafka.ring.scan import COLUMN_FAMILIES, ScanPartition
 from pegasus_kafka.ring.server import RingServer
 from pegasus_kafka.ring.store import PartitionStore
 from pegasus_kafka.schema import BACKUP, PRIMARY
@@ -121,8 +121,14 @@ def _compacted_bytes(cfg: Config) -> int:
     """Bytes of the scan stores' table files after a full compaction: what the RDS
     occupies at rest, without write-ahead logs or not yet compacted deletes."""
     total = 0
+    st = cfg.store
     for path in Path(cfg.store.data_dir).glob(f"*/*/{cfg.scan_topic}-*"):
-        store = PartitionStore(path, COLUMN_FAMILIES)
+        part = ScanPartition(
+            PartitionStore(path, COLUMN_FAMILIES), st.seal_samples, st.seal_span_ms
+        )
+        if part.seal_due:  # the server stopped before the seal the last record made due
+            part.seal()
+        store = part.store
         store.db.flush()
         for name in (*COLUMN_FAMILIES, "meta"):
             store.cf(name).compact_range(None, None)

@@ -147,10 +147,17 @@ class ScanPartition(Materialiser):
         return done, result
 
     def seal(self) -> None:
-        """Seal the head in a batch of its own, at the offset that made it due."""
+        """Seal the head in a batch of its own, at the offset that made it due.
+
+        While a seal is due nothing else changes this partition (its records
+        wait), so the blocks are encoded without the lock and queries keep
+        reading the head meanwhile; the lock is taken only to write the batch
+        and drop the head.
+        """
+        batch = self.store.begin()
+        self._encode_head(batch, self.seal_seq + 1)
         with self.lock:
-            batch = self.store.begin()
-            self._seal(batch)
+            self._drop_head(batch)
             batch.put_state(K_STATE, self._state_bytes())
             self.store.commit(batch, self.store.applied_offset)
             self.seal_due = False
@@ -164,13 +171,16 @@ class ScanPartition(Materialiser):
         }
         return json.dumps(state, sort_keys=True).encode()
 
-    def _seal(self, batch: Batch) -> None:
-        """Regroup the head into per-(point, host, day) blocks and drop it."""
-        self.seal_seq += 1
+    def _encode_head(self, batch: Batch, seal_seq: int) -> None:
+        """Stage the head's samples as per-(point, host, day) blocks of seal ``seal_seq``."""
         for dtype in range(4):
             frames = [f for _, f, _ in self.head if f.data_type == dtype]
             if frames:
-                self._seal_type(batch, dtype, frames)
+                self._seal_type(batch, dtype, frames, seal_seq)
+
+    def _drop_head(self, batch: Batch) -> None:
+        """Complete a seal whose blocks are staged: delete the head's frames."""
+        self.seal_seq += 1
         for offset, _, term in self.head:
             batch.delete("frames", u64(offset), term)
         for t in range(4):
@@ -178,7 +188,7 @@ class ScanPartition(Materialiser):
         self.head = []
         self.head_samples = 0
 
-    def _seal_type(self, batch: Batch, dtype: int, frames: list[Frame]) -> None:
+    def _seal_type(self, batch: Batch, dtype: int, frames: list[Frame], seal_seq: int) -> None:
         cols = _columns(frames, [self.hosts.index(f"{f.site}/{f.host}") for f in frames])
         day = cols["times"] // DAY_MS
         order = np.lexsort((cols["arrival"], cols["times"], day, cols["host"], cols["ikeys"]))
@@ -196,7 +206,7 @@ class ScanPartition(Materialiser):
         )
         blobs = blocks.encode_many(ordered, starts)
         for a, blob in zip(starts.tolist(), blobs, strict=True):
-            key = block_key(dtype, int(ikeys[a]), int(host[a]), int(day[a]), self.seal_seq)
+            key = block_key(dtype, int(ikeys[a]), int(host[a]), int(day[a]), seal_seq)
             batch.put("blocks", key, blob)
 
     def load_history(

@@ -46,7 +46,7 @@ from pegasus_kafka.schema import codec
 log = logging.getLogger(__name__)
 
 #: longest a due seal waits for the consumer to run dry, in seconds
-SEAL_DELAY_S = 0.5
+SEAL_DELAY_S = 1.0
 
 
 class RingServer:
@@ -222,7 +222,9 @@ class RingServer:
         next_beat = 0.0
         try:
             while not self.stop_event.is_set():
-                msgs = consumer.consume(num_messages=2000, timeout=0.01 if self._held else 0.1)
+                # An empty consume means 0.1 s without records: a scan's frames
+                # arrive within that, so seals run between scans.
+                msgs = consumer.consume(num_messages=2000, timeout=0.1)
                 if msgs:
                     self._apply(consumer, msgs)
                 if self._seal_now(drained=not msgs):
