@@ -57,12 +57,16 @@ class Queries:
         if not ring_serving(self.cfg, self.server.registry, self.server.ring):
             raise NotInSync(f"ring '{self.server.ring}' is not in sync")
 
-    def _owner(self, topic: str, partition: int) -> str | None:
+    def _owner(self, topic: str, partition: int, local_only: bool = False) -> str:
+        """The endpoint of the server of this ring that owns a partition this server
+        does not hold. A forwarded query (``local_only``) is never forwarded again."""
+        if local_only:
+            raise NotHeld(f"partition {partition} moved away from this server")
         name = f"{topic}:{partition}"
         for entry in live_servers(self.cfg, self.server.registry, self.server.ring):
             if name in entry.owned and entry.endpoint:
                 return entry.endpoint
-        return None
+        raise NotInSync(f"no server of ring '{self.server.ring}' owns {name}")
 
     def _local_scan(self, partition: int) -> ScanPartition | None:
         mat = self.server.materialiser(self.cfg.scan_topic, partition)
@@ -83,11 +87,7 @@ class Queries:
             if mat is not None:
                 current.place(out, positions, current.local(mat, ikeys[positions]))
                 continue
-            if local_only:
-                raise NotHeld(f"partition {p} moved away from this server")
-            owner = self._owner(self.cfg.scan_topic, int(p))
-            if owner is None:
-                raise NotInSync(f"no server of ring '{self.server.ring}' owns partition {p}")
+            owner = self._owner(self.cfg.scan_topic, int(p), local_only)
             remote[owner].append(positions)
         for endpoint, chunks in remote.items():
             positions = np.concatenate(chunks)
@@ -115,11 +115,7 @@ class Queries:
         p = int(partitions_of(np.array([ikey], np.int64), self.cfg.topics.partitions)[0])
         mat = self._local_scan(p)
         if mat is None:
-            if local_only:
-                raise NotHeld(f"partition {p} moved away from this server")
-            owner = self._owner(self.cfg.scan_topic, p)
-            if owner is None:
-                raise NotInSync(f"no server of ring '{self.server.ring}' owns partition {p}")
+            owner = self._owner(self.cfg.scan_topic, p, local_only)
             params: dict[str, Any] = {"ikey": ikey, "from": t0, "to": t1, "format": "columns"}
             for name, value in (("host", host), ("step", step), ("fill", fill)):
                 if value is not None:
@@ -231,8 +227,6 @@ class Queries:
     def _peer_records(self, path: str, partition: int, params: dict[str, Any]) -> list[Any]:
         topic = self.cfg.events_topic if path == "events" else self.cfg.meta_topic
         owner = self._owner(topic, partition)
-        if owner is None:
-            raise NotInSync(f"no server of ring '{self.server.ring}' owns {topic}:{partition}")
         body = self._peer(owner, f"/v1/{path}", {**params, "partition": partition})
         for field in ("events", "versions", "points"):
             if field in body:
