@@ -29,32 +29,17 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
+from pegasus_kafka.bench.fleet import bench_config
 from pegasus_kafka.collector.collector import Collector
 from pegasus_kafka.collector.frames import ScanHeader, cut_frames
 from pegasus_kafka.collector.sources import SimSource
-from pegasus_kafka.config import Config, HostConfig, SiteConfig
+from pegasus_kafka.config import Config
 from pegasus_kafka.kafka import clients
 from pegasus_kafka.kafka.topics import ensure_topics
 from pegasus_kafka.schema import PRIMARY, decode_frame
 
 _CTX = multiprocessing.get_context("spawn")
 PERIOD_MS = 5000
-
-
-def _config(cfg: Config, points: int, workdir: Path) -> Config:
-    site = SiteConfig(
-        name="bench",
-        code=97,
-        scan_period_ms=PERIOD_MS,
-        points=points,
-        seed=3,
-        hosts=(HostConfig("ems-a", "primary"), HostConfig("ems-b", "backup")),
-    )
-    return cfg.with_overrides(
-        kafka=dataclasses.replace(cfg.kafka, topic_prefix=f"bench-{uuid.uuid4().hex[:8]}"),
-        collector=dataclasses.replace(cfg.collector, spool_dir=str(workdir / "spool")),
-        sites=(site,),
-    )
 
 
 def _paced(cfg: Config, scans: int, out: Any) -> None:
@@ -113,7 +98,7 @@ def run_collector(cfg: Config, quick: bool) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="pegasus-bench-collector-"))
     try:
         # Throughput, unpaced.
-        fast = _config(cfg, points, workdir / "fast")
+        fast = bench_config(cfg, points, workdir / "fast", code=97, seed=3)
         ensure_topics(fast)
         col = Collector(fast, SimSource(fast.sites[0], "ems-a", PRIMARY))
         scans = 10 if quick else 40
@@ -124,7 +109,7 @@ def run_collector(cfg: Config, quick: bool) -> dict[str, Any]:
         col.close()
 
         # CPU at a 5 s scan, in a process of its own.
-        paced = _config(cfg, points, workdir / "paced")
+        paced = bench_config(cfg, points, workdir / "paced", code=97, seed=3)
         ensure_topics(paced)
         out = _CTX.Queue()
         child = _CTX.Process(target=_paced, args=(paced, 3 if quick else 12, out))
@@ -133,7 +118,7 @@ def run_collector(cfg: Config, quick: bool) -> dict[str, Any]:
         child.join(60)
 
         # A 60 s outage, then the drain.
-        outage = _config(cfg, points, workdir / "outage")
+        outage = bench_config(cfg, points, workdir / "outage", code=97, seed=3)
         ensure_topics(outage)
         away = outage.with_overrides(
             kafka=dataclasses.replace(outage.kafka, bootstrap="127.0.0.1:9")

@@ -21,15 +21,16 @@ from pegasus_kafka.ring.health import live_servers
 from pegasus_kafka.schema import PRIMARY
 
 
-def bench_config(cfg: Config, points: int, workdir: Path) -> Config:
+def bench_config(cfg: Config, points: int, workdir: Path, code: int = 98, seed: int = 5) -> Config:
     """The user's Kafka settings with fresh topics, a 5 s scan site of ``points``
-    points, and fast heartbeats so state changes show within a second."""
+    points (site ``code`` and simulator ``seed`` pick the data), store and spool
+    under ``workdir``, and fast heartbeats so state changes show within a second."""
     site = SiteConfig(
         name="bench",
-        code=98,
+        code=code,
         scan_period_ms=5000,
         points=points,
-        seed=5,
+        seed=seed,
         hosts=(HostConfig("ems-a", "primary"), HostConfig("ems-b", "backup")),
     )
     return cfg.with_overrides(

@@ -7,7 +7,6 @@ noisy machine even when the absolute rates do not.
 
 from __future__ import annotations
 
-import dataclasses
 import resource
 import shutil
 import tempfile
@@ -19,10 +18,11 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
+from pegasus_kafka.bench.fleet import bench_config
 from pegasus_kafka.bench.latency import measure_latency
 from pegasus_kafka.collector.collector import Collector
 from pegasus_kafka.collector.sources import SimSource
-from pegasus_kafka.config import Config, HostConfig, SiteConfig
+from pegasus_kafka.config import Config
 from pegasus_kafka.kafka import clients
 from pegasus_kafka.kafka.registry import RegistryWriter
 from pegasus_kafka.kafka.topics import ensure_topics
@@ -30,23 +30,6 @@ from pegasus_kafka.ring.scan import COLUMN_FAMILIES, ScanPartition
 from pegasus_kafka.ring.server import RingServer
 from pegasus_kafka.ring.store import PartitionStore
 from pegasus_kafka.schema import BACKUP, PRIMARY
-
-
-def _bench_config(cfg: Config, points: int, data_dir: Path) -> Config:
-    site = SiteConfig(
-        name="bench",
-        code=99,
-        scan_period_ms=5000,
-        points=points,
-        seed=7,
-        hosts=(HostConfig("ems-a", "primary"), HostConfig("ems-b", "backup")),
-    )
-    return cfg.with_overrides(
-        kafka=dataclasses.replace(cfg.kafka, topic_prefix=f"bench-{uuid.uuid4().hex[:8]}"),
-        store=dataclasses.replace(cfg.store, data_dir=str(data_dir)),
-        collector=dataclasses.replace(cfg.collector, spool_dir=str(data_dir / "spool")),
-        sites=(site,),
-    )
 
 
 def produce_history(cfg: Config, first_scan: int, scans: int) -> int:
@@ -142,7 +125,7 @@ def run_ingest(cfg: Config, quick: bool) -> dict[str, Any]:
     scans = 60 if quick else 120
     workdir = Path(tempfile.mkdtemp(prefix="pegasus-bench-"))
     try:
-        bcfg = _bench_config(cfg, points, workdir)
+        bcfg = bench_config(cfg, points, workdir, code=99, seed=7)
         ensure_topics(bcfg)
         samples = produce_history(bcfg, 1_000_000, scans)
         ends = _end_offsets(bcfg)
@@ -150,7 +133,7 @@ def run_ingest(cfg: Config, quick: bool) -> dict[str, Any]:
         ring_s = _ring_ingest(bcfg, ends, timeout=600)
         scan_bytes = _compacted_bytes(bcfg)
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        latency = measure_latency(cfg, workdir, scans=6 if quick else 24)
+        latency = measure_latency(cfg, workdir / "latency", scans=6 if quick else 24)
         rate = samples / ring_s
         raw_rate = samples / raw_s
         return {

@@ -11,19 +11,17 @@ frames, the spool, Kafka, materialisation and the query.
 
 from __future__ import annotations
 
-import dataclasses
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pegasus_kafka.bench import procs
-from pegasus_kafka.bench.fleet import wait_until
+from pegasus_kafka.bench.fleet import bench_config, wait_until
 from pegasus_kafka.client import PegasusClient
 from pegasus_kafka.collector.sources import SimSource
-from pegasus_kafka.config import Config, HostConfig, ServerSettings, SiteConfig
+from pegasus_kafka.config import Config
 from pegasus_kafka.errors import PegasusError
 from pegasus_kafka.kafka.registry import RegistryView
 from pegasus_kafka.kafka.topics import ensure_topics
@@ -38,21 +36,8 @@ PERIOD_MS = 5000
 def measure_latency(
     cfg: Config, workdir: Path, scans: int, points: int = 320_000
 ) -> dict[str, Any]:
-    site = SiteConfig(
-        name="lat",
-        code=96,
-        scan_period_ms=PERIOD_MS,
-        points=points,
-        seed=9,
-        hosts=(HostConfig("ems-a", "primary"), HostConfig("ems-b", "backup")),
-    )
-    lcfg = cfg.with_overrides(
-        kafka=dataclasses.replace(cfg.kafka, topic_prefix=f"bench-{uuid.uuid4().hex[:8]}"),
-        store=dataclasses.replace(cfg.store, data_dir=str(workdir / "lat-data")),
-        collector=dataclasses.replace(cfg.collector, spool_dir=str(workdir / "lat-spool")),
-        server=ServerSettings(http_host="127.0.0.1", in_sync_lag=200, heartbeat_s=0.5),
-        sites=(site,),
-    )
+    lcfg = bench_config(cfg, points, workdir, code=96, seed=9)
+    site = lcfg.sites[0]
     ensure_topics(lcfg)
     view = RegistryView(lcfg)
     view.wait_caught_up()
