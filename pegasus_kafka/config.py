@@ -94,6 +94,11 @@ class SiteConfig:
     move_scans: tuple[int, ...] = ()
     #: scan numbers at which a new point appears (it gets the next key)
     new_point_scans: tuple[int, ...] = ()
+    #: scan numbers at which the EMS changes the limits of every limited analog;
+    #: the first tightens them below the load curve, the next restores them, ...
+    limit_change_scans: tuple[int, ...] = ()
+    #: simulated limit excursions per day per 1,000 limited analogs
+    excursion_rate: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -145,12 +150,26 @@ class CollectorSettings:
 
 
 @dataclass(frozen=True)
+class AasSettings:
+    #: seconds between an application's checkpoints of its partitions' state
+    checkpoint_s: float = 5.0
+    #: how far (ms of scan time) the scan and event streams may drift apart and
+    #: still have every status exception linked to its events
+    link_horizon_ms: int = 3_600_000
+
+
+#: the advanced applications a ring can run, each its own consumer group
+AAS_APPS = ("status", "analog")
+
+
+@dataclass(frozen=True)
 class Config:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     topics: TopicSettings = field(default_factory=TopicSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     collector: CollectorSettings = field(default_factory=CollectorSettings)
+    aas: AasSettings = field(default_factory=AasSettings)
     sites: tuple[SiteConfig, ...] = ()
     rings: tuple[RingConfig, ...] = ()
 
@@ -179,6 +198,13 @@ class Config:
     def data_topics(self) -> tuple[str, str, str]:
         """The topics every ring materialises."""
         return (self.scan_topic, self.meta_topic, self.events_topic)
+
+    def aas_topic(self, app: str) -> str:
+        """Where every ring's instances of an application publish, ids deduplicating."""
+        return f"{self.kafka.topic_prefix}.aas.{app}"
+
+    def aas_group(self, ring: str, app: str) -> str:
+        return f"{self.kafka.topic_prefix}.aas.{ring}.{app}"
 
     def group_id(self, ring: str) -> str:
         """The ring's consumer group: systems sharing a cluster keep their groups apart."""
@@ -310,6 +336,7 @@ def parse_config(doc: Mapping[str, Any], env: Mapping[str, str] | None = None) -
         "store": StoreSettings,
         "server": ServerSettings,
         "collector": CollectorSettings,
+        "aas": AasSettings,
     }
     unknown = sorted(set(doc) - set(plain) - {"sites", "rings"})
     if unknown:

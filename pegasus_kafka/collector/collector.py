@@ -30,7 +30,7 @@ from pegasus_kafka.config import Config
 from pegasus_kafka.errors import KafkaUnavailable
 from pegasus_kafka.kafka import clients
 from pegasus_kafka.keys import partition_of
-from pegasus_kafka.schema import codec, encode_frame
+from pegasus_kafka.schema import LIMIT, codec, encode_frame
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,9 @@ class Collector:
         key = self.name.encode()
         frames = 0
         try:
-            for scan in sorted(result.scans, key=lambda s: s.data_type):
+            # A scan's limits go first, so whoever reads the partition in order
+            # judges each sample against the limits of its own scan.
+            for scan in sorted(result.scans, key=lambda s: (s.data_type != LIMIT, s.data_type)):
                 for partition, frame in cut_frames(
                     header, scan, self.cfg.topics.partitions, self.cfg.collector.frame_points
                 ):

@@ -12,7 +12,13 @@ numpy for all points at once, so 320,000 points every 5 s is cheap.
 * Accumulators (MWh) integrate their own load curve, so they only grow.
 * Status points (breakers, switches) change ``status_rate`` times a day per
   thousand points, sometimes momentarily (open and reclose between two scans).
-* Limits belong to MW and A analogs.
+* Limits belong to MW and A analogs. They change at the site's
+  ``limit_change_scans``: the first change tightens the normal high limit below
+  the load curve (every limited analog violates), the next restores it.
+* Limit excursions: ``excursion_rate`` times a day per thousand limited
+  analogs, a point ramps over four scans to 0.97, 1.1, 1.3 and 1.1 times its
+  normal high limit and then returns to its load curve, so the first scan is
+  unusual without violating, and the next three violate.
 """
 
 from __future__ import annotations
@@ -89,6 +95,10 @@ class SiteField:
         self.offset = rng.integers(0, self.interval)
         self.momentary_interval = self.interval * 5 + 1
         self.initial_state = np.where(rng.random(n) < 0.8, 2.0, 1.0)  # 2 closed, 1 open
+        rate = max(site.excursion_rate, 1e-9)
+        every = scans_per_day * 1000.0 / rate
+        self.excursion_interval = np.maximum(16, (every * rng.uniform(0.5, 1.5, n)).astype(np.int64))
+        self.excursion_offset = rng.integers(0, self.excursion_interval)
 
     def point(self, i: int) -> PointInfo:
         dtype = int(self.dtype[i])
@@ -114,12 +124,33 @@ class SiteField:
         """The index of the point a rename (salt 77) or move (salt 78) at ``seq`` hits."""
         return int(_rng(self.site.seed, salt, seq).integers(0, self.active(seq)))
 
-    def limits(self) -> tuple[np.ndarray, np.ndarray]:
-        """(ikeys, values[n, 4]) of every analog with limits; limits bracket the base load."""
+    def limits(self, scan: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(ikeys, values[n, 4]) of every analog with limits, as in force at scan ``scan``.
+
+        Normal limits bracket the load curve (which stays within 0.5 and 1.0
+        times the base load); tightened ones put the normal high limit at 0.4
+        and the emergency high at 0.45 times the base load.
+        """
         idx = np.flatnonzero(self.has_limits)
         span = np.abs(self.base[idx])
-        vals = np.stack([np.full(len(idx), np.nan), -0.1 * span, 1.15 * span, 1.3 * span], axis=1)
+        tight = bisect.bisect_right(self.site.limit_change_scans, scan) % 2 == 1
+        high, emergency = (0.4, 0.45) if tight else (1.15, 1.3)
+        vals = np.stack(
+            [np.full(len(idx), np.nan), -0.1 * span, high * span, emergency * span], axis=1
+        )
         return self.ikeys[idx], np.round(vals, 1)
+
+    def limits_change_at(self, scan: int) -> bool:
+        return scan in self.site.limit_change_scans
+
+    def excursion(self, scan: int) -> np.ndarray:
+        """Each point's excursion factor of its normal high limit at ``scan`` (0: none)."""
+        if self.site.excursion_rate <= 0:
+            return np.zeros(len(self.ikeys))
+        step = (scan - self.excursion_offset) % self.excursion_interval
+        started = scan >= self.excursion_offset
+        factor = np.select([step == 0, step == 1, step == 2, step == 3], [0.97, 1.1, 1.3, 1.1], 0.0)
+        return np.where(self.has_limits & started, factor, 0.0)
 
     def _shape(self, t_ms: np.ndarray | int) -> np.ndarray:
         day = 2 * np.pi * (np.asarray(t_ms) % DAY_MS) / DAY_MS
@@ -152,6 +183,8 @@ class SiteField:
         rng = _rng(self.site.seed, 3, scan, host_salt)
         analog = self.base * np.where(self.unit_idx == 2, 1.0, self._shape(scan_time_ms))
         analog = analog + rng.normal(0, 0.002, len(analog)) * np.abs(self.base)
+        excursion = self.excursion(scan)
+        analog = np.where(excursion > 0, 1.15 * np.abs(self.base) * excursion, analog)
         analog = np.where(self.out_of_service, 0.0, analog)
         analog = np.round(np.round(analog / self.resolution) * self.resolution, 2)
         state, changes = self.status(scan)

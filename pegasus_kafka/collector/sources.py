@@ -58,7 +58,6 @@ class SimSource:
         self.field = SiteField(site)
         self._salt = host_salt(host)
         self._skew = 0 if role == PRIMARY else BACKUP_SKEW_MS
-        self._limits = self.field.limits()
         self._limits_sent = False
         self._switches = sorted(site.failover_scans)
 
@@ -147,10 +146,12 @@ class SimSource:
                     changes[sel] if dtype == STATUS else None,
                 )
             )
-        # Limits travel once an hour (and with the first scan a collector sends).
-        if seq % max(1, 3_600_000 // self.site.scan_period_ms) == 0 or not self._limits_sent:
+        # Limits travel once an hour, when they change, and with the first scan a
+        # collector sends.
+        hourly = seq % max(1, 3_600_000 // self.site.scan_period_ms) == 0
+        if hourly or f.limits_change_at(seq) or not self._limits_sent:
             self._limits_sent = True
-            ikeys, lims = self._limits
+            ikeys, lims = f.limits(seq)
             there = ikeys < f.ikeys[f.active(seq) - 1] + 1
             ikeys, lims = ikeys[there], lims[there]
             scans.append(Scan(LIMIT, ikeys, lims, np.zeros(len(ikeys), np.uint8)))

@@ -13,7 +13,7 @@ from typing import Any
 
 from confluent_kafka.admin import ConfigResource, NewTopic, ResourceType
 
-from pegasus_kafka.config import Config
+from pegasus_kafka.config import AAS_APPS, Config
 from pegasus_kafka.errors import KafkaUnavailable, TopicMismatch
 from pegasus_kafka.kafka.clients import admin, wait_result
 
@@ -49,6 +49,9 @@ def topic_specs(cfg: Config) -> list[TopicSpec]:
         TopicSpec(cfg.events_topic, t.partitions, rf, durable),
         TopicSpec(cfg.registry_topic, 1, rf, compacted),
         TopicSpec(cfg.deadletter_topic, 1, rf, durable),
+        # Exceptions co-partition with the points they concern, so the copies
+        # every ring publishes of one exception meet in one partition.
+        *(TopicSpec(cfg.aas_topic(app), t.partitions, rf, durable) for app in AAS_APPS),
     ]
 
 
