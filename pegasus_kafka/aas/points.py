@@ -30,7 +30,8 @@ class PointTable:
         self.defaults = defaults
         self.keys = np.empty(0, np.int64)
         self.cols: dict[str, np.ndarray] = {
-            name: np.full((0, *shape), fill, dtype) for name, (dtype, fill, shape) in defaults.items()
+            name: np.full((0, *shape), fill, dtype)
+            for name, (dtype, fill, shape) in defaults.items()
         }
 
     def __len__(self) -> int:
@@ -59,7 +60,8 @@ class PointTable:
 
     def pack(self) -> bytes:
         buf = io.BytesIO()
-        np.savez(buf, __keys__=self.keys, **self.cols)
+        columns: dict[str, Any] = {"__keys__": self.keys, **self.cols}
+        np.savez(buf, **columns)
         return buf.getvalue()
 
     def load(self, data: bytes) -> None:

@@ -106,7 +106,7 @@ class AppRunner:
         point's first exceptions already carry its name."""
         meta = clients.consumer(self.cfg, f"{self.group}.meta")
         try:
-            low, high = meta.get_watermark_offsets(
+            _, high = meta.get_watermark_offsets(
                 TopicPartition(self.cfg.meta_topic, task.partition), timeout=10
             )
             if task.meta_pos >= high:
@@ -114,7 +114,8 @@ class AppRunner:
             meta.assign([TopicPartition(self.cfg.meta_topic, task.partition, task.meta_pos)])
             deadline = time.monotonic() + 60
             while task.meta_pos < high and time.monotonic() < deadline:
-                for msg in meta.consume(num_messages=5000, timeout=0.5):
+                msgs: list[Any] = meta.consume(num_messages=5000, timeout=0.5)
+                for msg in msgs:
                     if msg.error() is None:
                         task.on_meta(int(msg.offset()), msg.value())
         except KafkaException as exc:
@@ -206,20 +207,28 @@ class AppRunner:
                 event = decode_record("pegasus.SystemEvent", msg.value())
             except MalformedRecord as exc:
                 MALFORMED.labels(self.ring, self.app).inc()
-                log.warning("malformed event skipped partition=%d offset=%d error=%s", partition, offset, exc)
+                log.warning(
+                    "malformed event skipped partition=%d offset=%d error=%s",
+                    partition,
+                    offset,
+                    exc,
+                )
                 event = None
             for task in self.tasks.values():
                 if not task.wants_event(partition, offset) or event is None:
                     continue
                 ikey = event.get("ikey")
-                if ikey is None or partition_of(int(ikey), self.cfg.topics.partitions) != task.partition:
+                if (
+                    ikey is None
+                    or partition_of(int(ikey), self.cfg.topics.partitions) != task.partition
+                ):
                     continue
                 found = task.miner.on_event(event, task.meta)
                 if found:
                     self._publish(task.partition, found, msg.timestamp()[1])
 
     def _publish(self, partition: int, records: list[dict[str, Any]], source_ts: int) -> None:
-        headers = [
+        headers: list[tuple[str, str | bytes | None]] = [
             (SCHEMA_HEADER, self._codec.name.encode()),
             (SOURCE_TS_HEADER, str(source_ts).encode()),
         ]

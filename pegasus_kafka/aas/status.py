@@ -22,7 +22,8 @@ Rules, applied to one partition's records in offset order:
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -35,6 +36,7 @@ LINKED_KINDS = ("OPERATOR_ACTION", "ALARM")
 #: an event links to an exception logged this many scan periods before or after it
 BEFORE_PERIODS, AFTER_PERIODS = 2, 1
 _META = ("name", "substation", "device", "version")
+T = TypeVar("T")
 
 
 class StatusMiner:
@@ -139,17 +141,8 @@ class StatusMiner:
 
     def _prune(self) -> None:
         """Drop pending halves the other stream has passed by more than the horizon."""
-        for pending, clock, end in (
-            (self.open_changes, self.event_clock, lambda w: w[1]),
-            (self.open_events, self.scan_clock, lambda e: e["time_ms"]),
-        ):
-            limit = clock - self.horizon_ms
-            for ikey in [k for k, items in pending.items() if end(items[0]) < limit]:
-                kept = [item for item in pending[ikey] if end(item) >= limit]
-                if kept:
-                    pending[ikey] = kept
-                else:
-                    del pending[ikey]
+        _prune(self.open_changes, self.event_clock - self.horizon_ms, lambda w: int(w[1]))
+        _prune(self.open_events, self.scan_clock - self.horizon_ms, lambda e: int(e["time_ms"]))
 
     # -- state ------------------------------------------------------------------
 
@@ -166,6 +159,16 @@ class StatusMiner:
         self.open_events = {int(k): v for k, v in state["open_events"].items()}
         self.scan_clock = int(state["scan_clock"])
         self.event_clock = int(state["event_clock"])
+
+
+def _prune(pending: dict[int, list[T]], limit: int, end: Callable[[T], int]) -> None:
+    """Drop the items of ``pending`` that end before ``limit``."""
+    for ikey in [k for k, items in pending.items() if min(end(i) for i in items) < limit]:
+        kept = [item for item in pending[ikey] if end(item) >= limit]
+        if kept:
+            pending[ikey] = kept
+        else:
+            del pending[ikey]
 
 
 def link(exception: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:

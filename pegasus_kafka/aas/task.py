@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from pegasus_kafka.aas.meta import MetaIndex
 from pegasus_kafka.aas.points import PointTable
@@ -60,7 +60,7 @@ class AppTask:
         self.store = PartitionStore(path, (POINTS,), sync=sync, checkpoint_every=0)
         self.meta = MetaIndex()
         for key, value in self.store.cf(POINTS).items():
-            self.meta.load(int.from_bytes(key, "big"), value)
+            self.meta.load(int.from_bytes(cast(bytes, key), "big"), cast(bytes, value))
         table = self.store.state(K_TABLE)
         if table is not None:
             miner.table.load(table)

@@ -8,12 +8,12 @@ scan slot), the same as the ids the applications derive.
 
 from __future__ import annotations
 
+import numpy as np
+
 from pegasus_kafka.aas.analog import LEVELS, LIMIT_COLUMN, NORMAL, levels
 from pegasus_kafka.collector.sim import SiteField, host_salt
 from pegasus_kafka.config import SiteConfig
 from pegasus_kafka.schema import ANALOG, STATUS
-
-import numpy as np
 
 #: (kind, ikey, slot) -> details
 Truth = dict[tuple[str, int, int], dict[str, object]]

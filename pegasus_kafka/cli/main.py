@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from pegasus_kafka import __version__
+from pegasus_kafka.cli.aas import aas
 from pegasus_kafka.cli.bench import bench
 from pegasus_kafka.cli.collector import collector
 from pegasus_kafka.cli.common import PegasusGroup, State, setup_logging
@@ -32,7 +33,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     ctx.obj = State(config_path, verbose)
 
 
-for group in (dev, topics, collector, ring, server, query, bench):
+for group in (dev, topics, collector, ring, server, query, bench, aas):
     cli.add_command(group)
 
 

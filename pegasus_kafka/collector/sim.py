@@ -97,7 +97,9 @@ class SiteField:
         self.initial_state = np.where(rng.random(n) < 0.8, 2.0, 1.0)  # 2 closed, 1 open
         rate = max(site.excursion_rate, 1e-9)
         every = scans_per_day * 1000.0 / rate
-        self.excursion_interval = np.maximum(16, (every * rng.uniform(0.5, 1.5, n)).astype(np.int64))
+        self.excursion_interval = np.maximum(
+            16, (every * rng.uniform(0.5, 1.5, n)).astype(np.int64)
+        )
         self.excursion_offset = rng.integers(0, self.excursion_interval)
 
     def point(self, i: int) -> PointInfo:
