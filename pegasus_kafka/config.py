@@ -195,9 +195,11 @@ class Config:
         return f"{self.kafka.topic_prefix}.deadletter"
 
     @property
-    def data_topics(self) -> tuple[str, str, str]:
-        """The topics every ring materialises."""
-        return (self.scan_topic, self.meta_topic, self.events_topic)
+    def data_topics(self) -> tuple[str, ...]:
+        """The topics every ring materialises: the SCADA streams, and the exceptions
+        every ring's applications publish (so any ring serves them)."""
+        apps = tuple(self.aas_topic(app) for app in AAS_APPS)
+        return (self.scan_topic, self.meta_topic, self.events_topic, *apps)
 
     def aas_topic(self, app: str) -> str:
         """Where every ring's instances of an application publish, ids deduplicating."""

@@ -8,6 +8,7 @@ the ``pegasus.schema`` Kafka header.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import os
@@ -38,6 +39,8 @@ Q_OVERFLOW, Q_MANUAL, Q_BLOCKED, Q_SUBSTITUTED, Q_NOT_TOPICAL, Q_INVALID = (
 )
 
 SCHEMA_HEADER = "pegasus.schema"
+#: record type of each advanced application's exceptions topic
+EXCEPTION_RECORDS = {"status": "pegasus.StatusException", "analog": "pegasus.AnalogException"}
 
 
 def schema_dir() -> Path:
@@ -215,10 +218,18 @@ def _as_ms(value: Any) -> int:
     return round(value.timestamp() * 1000)
 
 
+def plain(value: Any) -> Any:
+    """A decoded value with every timestamp as integer milliseconds, as on the wire."""
+    if isinstance(value, dt.datetime):
+        return _as_ms(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
 def decode_record(name: str, data: bytes | None) -> dict[str, Any]:
     """Decode a non-frame record, with timestamps kept as integer milliseconds."""
-    rec = codec(name).decode(data)
-    for key in ("valid_from_ms", "time_ms"):
-        if key in rec:
-            rec[key] = _as_ms(rec[key])
+    rec: dict[str, Any] = plain(codec(name).decode(data))
     return rec

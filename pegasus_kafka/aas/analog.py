@@ -29,9 +29,9 @@ import numpy as np
 
 from pegasus_kafka.aas.meta import MetaIndex
 from pegasus_kafka.aas.points import PointTable, exception_id
-from pegasus_kafka.schema import ANALOG, LIMIT, Q_INVALID, Q_NOT_TOPICAL, Frame
+from pegasus_kafka.schema import ANALOG, EXCEPTION_RECORDS, LIMIT, Q_INVALID, Q_NOT_TOPICAL, Frame
 
-RECORD = "pegasus.AnalogException"
+RECORD = EXCEPTION_RECORDS["analog"]
 LEVELS = ("NORMAL", "LOW", "HIGH", "EMERGENCY_LOW", "EMERGENCY_HIGH")
 NORMAL, LOW, HIGH, EMERGENCY_LOW, EMERGENCY_HIGH = range(5)
 #: column of the limits array holding the limit each level names

@@ -11,8 +11,10 @@ Rules, applied to one partition's records in offset order:
 * CHANGE: the state differs from the point's previous used sample.
 * MOMENTARY: the state is unchanged but the RTU reported two or more
   transitions since the previous scan (a trip and reclose within one scan).
-* LINK: an OPERATOR_ACTION or ALARM event about the same point, logged
-  between two scan periods before and one after the exception. Events and
+* LINK: an OPERATOR_ACTION or ALARM event about the same point, logged in
+  the scan period before the exception's scan, or up to half a period after
+  it (for clock skew between the EMS log and the scan). The window is one and
+  a half periods wide, so an event can link to at most one exception of a point. Events and
   scans arrive on different topics, so the two halves of the join wait for
   each other: whichever arrives second emits the LINK. The set of links is
   therefore the same whatever the arrival order, as long as the two streams
@@ -29,12 +31,10 @@ import numpy as np
 
 from pegasus_kafka.aas.meta import MetaIndex
 from pegasus_kafka.aas.points import PointTable, exception_id
-from pegasus_kafka.schema import Q_INVALID, Q_NOT_TOPICAL, STATUS, Frame
+from pegasus_kafka.schema import EXCEPTION_RECORDS, Q_INVALID, Q_NOT_TOPICAL, STATUS, Frame
 
-RECORD = "pegasus.StatusException"
+RECORD = EXCEPTION_RECORDS["status"]
 LINKED_KINDS = ("OPERATOR_ACTION", "ALARM")
-#: an event links to an exception logged this many scan periods before or after it
-BEFORE_PERIODS, AFTER_PERIODS = 2, 1
 _META = ("name", "substation", "device", "version")
 T = TypeVar("T")
 
@@ -111,11 +111,7 @@ class StatusMiner:
             "exception_id": None,
             "event": None,
         }
-        window = [
-            t - BEFORE_PERIODS * frame.scan_period_ms,
-            t + AFTER_PERIODS * frame.scan_period_ms,
-            rec["id"],
-        ]
+        window = [t - frame.scan_period_ms + 1, t + frame.scan_period_ms // 2, rec["id"]]
         self.open_changes.setdefault(ikey, []).append(window)
         out = [rec]
         for event in self.open_events.get(ikey, []):

@@ -24,6 +24,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from pegasus_kafka import columnar
+from pegasus_kafka.api.exceptions import ExceptionQuery, arrange, json_safe
 from pegasus_kafka.api.openapi import SPEC
 from pegasus_kafka.api.queries import Queries, json_column, parse_ikeys
 from pegasus_kafka.errors import NotHeld, NotInSync, PegasusError, QueryError, UnknownPoint
@@ -170,6 +171,29 @@ def _events(request: Request) -> Any:
     return {"events": events}
 
 
+def _exceptions(request: Request) -> Any:
+    q: Queries = request.app.state.queries
+    params = request.query_params
+    ikey = params.get("ikey")
+    query = ExceptionQuery(
+        app=params.get("app", ""),
+        t0=_int_param(request, "from"),
+        t1=_int_param(request, "to"),
+        ikey=None if ikey is None else _int64("ikey", ikey),
+        substation=params.get("substation", ""),
+        kind=params.get("kind", ""),
+        group_by=params.get("group_by", ""),
+        sort=params.get("sort", "time"),
+        limit=_int_param(request, "limit", 10_000),
+    )
+    only = params.get("partition")
+    records = q.exceptions(query, None if only is None else _int64("partition", only))
+    if params.get("raw") == "1":
+        # Between servers of a ring: the partition's records as stored, links included.
+        return {"exceptions": json_safe(records)}
+    return arrange(records, query)
+
+
 def _meta(request: Request) -> Any:
     q: Queries = request.app.state.queries
     ikey = _int64("ikey", request.path_params["ikey"])
@@ -239,6 +263,7 @@ def build_app(queries: Queries) -> Starlette:
             Route("/v1/history", _guard(_history)),
             Route("/v1/matrix", _guard(_matrix)),
             Route("/v1/events", _guard(_events)),
+            Route("/v1/exceptions", _guard(_exceptions)),
             Route("/v1/meta/{ikey}", _guard(_meta)),
             Route("/v1/points", _guard(_points)),
             Route("/v1/health", _guard(_health, needs_sync=False)),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from pegasus_kafka import __version__
+from pegasus_kafka.api.exceptions import GROUPS, SORTS
+from pegasus_kafka.config import AAS_APPS
 
 _ERROR = {
     "description": "Error",
@@ -125,6 +127,40 @@ SPEC: dict[str, Any] = {
                     _LOCAL,
                 ],
                 "responses": {"200": {"description": "Events in time order"}, **_ERRORS},
+            }
+        },
+        "/v1/exceptions": {
+            "get": {
+                "summary": "Exceptions mined by an advanced application, as a report",
+                "description": "Status exceptions carry the system events linked to them "
+                "in 'events'. With group_by, counts per group (largest first, or smallest "
+                "with sort=time); otherwise exceptions sorted by 'sort' ('-' first for "
+                "descending; records without the field come last).",
+                "parameters": [
+                    _param("app", {"type": "string", "enum": list(AAS_APPS)}, True),
+                    _param("from", _INT, True),
+                    _param("to", _INT, True),
+                    _param("ikey", _INT, False),
+                    _param("substation", {"type": "string"}, False),
+                    _param(
+                        "kind",
+                        {
+                            "type": "string",
+                            "enum": ["CHANGE", "MOMENTARY", "VIOLATION", "RETURN", "UNUSUAL"],
+                        },
+                        False,
+                    ),
+                    _param("group_by", {"type": "string", "enum": list(GROUPS)}, False),
+                    _param(
+                        "sort",
+                        {"type": "string", "enum": [*SORTS, *(f"-{s}" for s in SORTS)]},
+                        False,
+                    ),
+                    _param("limit", {"type": "integer", "minimum": 1, "maximum": 100000}, False),
+                    _param("partition", {"type": "integer", "minimum": 0}, False),
+                    _LOCAL,
+                ],
+                "responses": {"200": {"description": "Exceptions or groups"}, **_ERRORS},
             }
         },
         "/v1/meta/{ikey}": {

@@ -15,11 +15,17 @@ import numpy as np
 
 from pegasus_kafka import columnar
 from pegasus_kafka.api import current
+from pegasus_kafka.api.exceptions import MAX_LIMIT, ExceptionQuery
 from pegasus_kafka.api.matrix import LOOKBACK_MS, PREVIOUS, fill_rule, grid, regular
 from pegasus_kafka.errors import NotHeld, NotInSync, QueryError, UnknownPoint
-from pegasus_kafka.keys import partitions_of
+from pegasus_kafka.keys import partition_of, partitions_of
 from pegasus_kafka.ring.health import live_servers, ring_serving
-from pegasus_kafka.ring.records import EventPartition, MetaPartition, PointMatch
+from pegasus_kafka.ring.records import (
+    EventPartition,
+    ExceptionPartition,
+    MetaPartition,
+    PointMatch,
+)
 from pegasus_kafka.ring.resolve import resolve
 from pegasus_kafka.ring.scan import ScanPartition
 from pegasus_kafka.ring.server import RingServer
@@ -224,11 +230,41 @@ class Queries:
         out.sort(key=lambda rec: rec["ikey"])
         return out[:limit]
 
-    def _peer_records(self, path: str, partition: int, params: dict[str, Any]) -> list[Any]:
-        topic = self.cfg.events_topic if path == "events" else self.cfg.meta_topic
+    def exceptions(self, q: ExceptionQuery, only: int | None = None) -> list[dict[str, Any]]:
+        """The raw records (LINKs included) of ``q``'s time range and point, from every
+        partition of the application's topic (or one), in time order."""
+        n = self.cfg.topics.partitions
+        if only is not None:
+            if not 0 <= only < n:
+                raise QueryError(f"partition: between 0 and {n - 1}")
+            parts = [only]
+        elif q.ikey is not None:
+            parts = [partition_of(q.ikey, n)]
+        else:
+            parts = list(range(n))
+        topic = self.cfg.aas_topic(q.app)
+        out: list[dict[str, Any]] = []
+        for p in parts:
+            mat = self.server.materialiser(topic, p)
+            if isinstance(mat, ExceptionPartition):
+                out.extend(mat.exceptions(q.t0, q.t1, q.ikey, MAX_LIMIT))
+            elif only is not None:
+                raise NotHeld(f"partition {p} moved away from this server")
+            else:
+                params: dict[str, Any] = {"app": q.app, "from": q.t0, "to": q.t1, "raw": 1}
+                if q.ikey is not None:
+                    params["ikey"] = q.ikey
+                out.extend(self._peer_records("exceptions", p, params, topic))
+        out.sort(key=lambda r: (r["time_ms"], r["id"]))
+        return out
+
+    def _peer_records(
+        self, path: str, partition: int, params: dict[str, Any], topic: str = ""
+    ) -> list[Any]:
+        topic = topic or (self.cfg.events_topic if path == "events" else self.cfg.meta_topic)
         owner = self._owner(topic, partition)
         body = self._peer(owner, f"/v1/{path}", {**params, "partition": partition})
-        for field in ("events", "versions", "points"):
+        for field in ("events", "versions", "points", "exceptions"):
             if field in body:
                 return list(body[field])
         return []

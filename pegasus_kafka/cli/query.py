@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 
+from pegasus_kafka.api.exceptions import GROUPS
 from pegasus_kafka.cli.common import PegasusGroup, emit_json, state
 from pegasus_kafka.client import PegasusClient
+from pegasus_kafka.config import AAS_APPS
 
 
 @click.group(cls=PegasusGroup)
@@ -115,6 +117,46 @@ def events(ctx: click.Context, t0: int, t1: int, limit: int) -> None:
     with _client(ctx) as client:
         for event in client.events(t0, t1, limit).body["events"]:
             emit_json(event)
+
+
+@query.command()
+@click.option("--app", type=click.Choice(AAS_APPS), required=True, help="Application.")
+@click.option("--from", "t0", type=int, required=True, help="Start, ms since the epoch.")
+@click.option("--to", "t1", type=int, required=True, help="End, ms since the epoch.")
+@click.option("--ikey", type=int, default=None, help="One point only.")
+@click.option("--substation", default="", help="One substation only.")
+@click.option("--kind", default="", help="One kind only (CHANGE, VIOLATION, ...).")
+@click.option("--group-by", type=click.Choice(["", *GROUPS]), default="", help="Count by.")
+@click.option("--sort", default="time", show_default=True, help="Field, '-' for descending.")
+@click.option("--limit", type=int, default=1000, show_default=True)
+@click.pass_context
+def exceptions(
+    ctx: click.Context,
+    app: str,
+    t0: int,
+    t1: int,
+    ikey: int | None,
+    substation: str,
+    kind: str,
+    group_by: str,
+    sort: str,
+    limit: int,
+) -> None:
+    """Exceptions mined by APP: one JSON line per exception, or per group."""
+    with _client(ctx) as client:
+        body = client.exceptions(
+            app,
+            t0,
+            t1,
+            ikey=ikey,
+            substation=substation,
+            kind=kind,
+            group_by=group_by,
+            sort=sort,
+            limit=limit,
+        ).body
+        for row in body.get("groups", body.get("exceptions", [])):
+            emit_json(row)
 
 
 @query.command()

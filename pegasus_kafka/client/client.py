@@ -223,6 +223,15 @@ class PegasusClient:
     def events(self, t0: int, t1: int, limit: int = 10_000) -> QueryResult:
         return self.get("/v1/events", {"from": t0, "to": t1, "limit": limit})
 
+    def exceptions(self, app: str, t0: int, t1: int, **report: Any) -> QueryResult:
+        """An application's exceptions in a time range, as a report.
+
+        ``report`` takes the API's filters and layout: ``ikey``, ``substation``,
+        ``kind``, ``group_by``, ``sort`` (``-`` first for descending) and ``limit``.
+        """
+        params = {k: v for k, v in report.items() if v not in (None, "")}
+        return self.get("/v1/exceptions", {"app": app, "from": t0, "to": t1, **params})
+
     def points(
         self,
         name: str = "",

@@ -192,7 +192,8 @@ class SimSource:
                 "site": self.site.name,
                 "host": self.host,
                 "seq": seq * 10_000 + j,
-                "time_ms": t - 1_000,
+                # Logged a fifth of a period before the scan that reports its effect.
+                "time_ms": t - self.site.scan_period_ms // 5,
                 "kind": kind,
                 "ikey": ikey,
                 "operator": operator,

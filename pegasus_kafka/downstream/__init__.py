@@ -13,7 +13,8 @@ application see each exception once and keep receiving while any ring is
 down. See ``docs/aas.md``.
 """
 
-from pegasus_kafka.downstream.exceptions import ExceptionStream, plain
+from pegasus_kafka.downstream.exceptions import ExceptionStream
 from pegasus_kafka.downstream.samples import Sample, SampleStream
+from pegasus_kafka.schema import plain
 
 __all__ = ["ExceptionStream", "Sample", "SampleStream", "plain"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections import OrderedDict
 from typing import Any
@@ -12,22 +11,9 @@ from confluent_kafka import TopicPartition
 from pegasus_kafka.config import AAS_APPS, Config
 from pegasus_kafka.errors import ConfigError, MalformedRecord
 from pegasus_kafka.kafka import clients
-from pegasus_kafka.schema import codec
+from pegasus_kafka.schema import EXCEPTION_RECORDS, codec, decode_record
 
 log = logging.getLogger(__name__)
-
-RECORDS = {"status": "pegasus.StatusException", "analog": "pegasus.AnalogException"}
-
-
-def plain(value: Any) -> Any:
-    """A decoded record with timestamps as integer milliseconds, as on the wire."""
-    if isinstance(value, dt.datetime):
-        return round(value.timestamp() * 1000)
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
 
 
 class ExceptionStream:
@@ -43,7 +29,7 @@ class ExceptionStream:
     ) -> None:
         if app not in AAS_APPS:
             raise ConfigError("app", f"unknown application '{app}' (one of {', '.join(AAS_APPS)})")
-        self.codec = codec(RECORDS[app])
+        self.codec = codec(EXCEPTION_RECORDS[app])
         self.remember = remember
         self.duplicates = 0
         self.malformed = 0
@@ -69,7 +55,7 @@ class ExceptionStream:
                 self.duplicates += 1
                 continue
             try:
-                rec = plain(self.codec.decode(msg.value()))
+                rec = decode_record(self.codec.name, msg.value())
             except MalformedRecord as exc:
                 self.malformed += 1
                 log.warning(

@@ -143,3 +143,61 @@ class MetaPartition(RecordPartition):
             out.append(decode_record(self.RECORD, it.value()))
             it.next()
         return out
+
+
+class ExceptionPartition(RecordPartition):
+    """One partition of an application's exceptions topic, each id once.
+
+    Every ring's applications publish each exception under the same id; the
+    first copy in offset order is kept, so the content is a function of the
+    topic's offsets like every other partition's. Keys: by time, by point, and
+    the id itself.
+    """
+
+    COLUMN_FAMILIES = ("by_time", "by_point", "ids", "skips")
+
+    def __init__(self, store: PartitionStore, record: str) -> None:
+        super().__init__(store)
+        self.RECORD = record
+        self._staged: set[bytes] = set()
+
+    def _apply_batch(self, records: list[Record]) -> tuple[int, ApplyResult]:
+        self._staged.clear()
+        return super()._apply_batch(records)
+
+    def _stage(self, batch: Batch, offset: int, rec: dict[str, Any], value: bytes) -> bool:
+        ident = rec["id"].encode()
+        if ident in self._staged or self.store.cf("ids").get(ident) is not None:
+            return False
+        self._staged.add(ident)
+        at = u64(max(rec["time_ms"], 0))
+        batch.put("ids", ident, at)
+        batch.put("by_time", at + ident, value)
+        batch.put("by_point", _ikey_bytes(rec["ikey"]) + at + ident, b"")
+        return True
+
+    def exceptions(
+        self, t0: int, t1: int, ikey: int | None = None, limit: int = 100_000
+    ) -> list[dict[str, Any]]:
+        """Records with ``t0 <= time_ms <= t1`` (of one point, if given), by time."""
+        out: list[dict[str, Any]] = []
+        by_time = self.store.cf("by_time")
+        if ikey is None:
+            it = by_time.iter()
+            it.seek(u64(max(t0, 0)))
+            while it.valid() and len(out) < limit:
+                if struct.unpack(">Q", it.key()[:8])[0] > t1:
+                    break
+                out.append(decode_record(self.RECORD, it.value()))
+                it.next()
+            return out
+        prefix = _ikey_bytes(ikey)
+        it = self.store.cf("by_point").iter()
+        it.seek(prefix + u64(max(t0, 0)))
+        while it.valid() and len(out) < limit and it.key().startswith(prefix):
+            key = it.key()[len(prefix) :]
+            if struct.unpack(">Q", key[:8])[0] > t1:
+                break
+            out.append(decode_record(self.RECORD, by_time[key]))
+            it.next()
+        return out

@@ -35,13 +35,17 @@ from pegasus_kafka.kafka.registry import (
 from pegasus_kafka.ring import metrics
 from pegasus_kafka.ring.base import ApplyResult, Materialiser
 from pegasus_kafka.ring.promote import Promoter
-from pegasus_kafka.ring.records import EventPartition, MetaPartition
+from pegasus_kafka.ring.records import (
+    EventPartition,
+    ExceptionPartition,
+    MetaPartition,
+)
 from pegasus_kafka.ring.scan import COLUMN_FAMILIES as SCAN_FAMILIES
 from pegasus_kafka.ring.scan import ScanPartition
 from pegasus_kafka.ring.snapshot import bootstrap, snapshot_sources
 from pegasus_kafka.ring.standby import StandbyKeeper
 from pegasus_kafka.ring.store import PartitionStore
-from pegasus_kafka.schema import codec
+from pegasus_kafka.schema import EXCEPTION_RECORDS, codec
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +87,9 @@ class RingServer:
             return SCAN_FAMILIES
         if topic == self.cfg.meta_topic:
             return MetaPartition.COLUMN_FAMILIES
-        return EventPartition.COLUMN_FAMILIES
+        if topic == self.cfg.events_topic:
+            return EventPartition.COLUMN_FAMILIES
+        return ExceptionPartition.COLUMN_FAMILIES
 
     def _path(self, topic: str, partition: int) -> Path:
         return self.data_dir / f"{topic}-{partition}"
@@ -106,7 +112,9 @@ class RingServer:
             return ScanPartition(store, st.seal_samples, st.seal_span_ms)
         if topic == self.cfg.meta_topic:
             return MetaPartition(store)
-        return EventPartition(store)
+        if topic == self.cfg.events_topic:
+            return EventPartition(store)
+        return ExceptionPartition(store, EXCEPTION_RECORDS[topic.rsplit(".", 1)[1]])
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         assigned = []

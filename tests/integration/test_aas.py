@@ -14,10 +14,12 @@ import pytest
 
 from pegasus_kafka.aas.runner import AppRunner
 from pegasus_kafka.aas.truth import analog_truth, status_truth
+from pegasus_kafka.client import PegasusClient
 from pegasus_kafka.config import Config
 from pegasus_kafka.downstream import ExceptionStream
+from pegasus_kafka.errors import QueryError
 from tests.helpers import wait_for
-from tests.integration.harness import produce_site
+from tests.integration.harness import produce_site, start_ring, wait_caught_up
 
 FIRST = 7000
 PERIOD = 1000
@@ -170,3 +172,47 @@ def test_a_ring_stopping_mid_stream_loses_and_repeats_nothing_downstream(
     assert down.stream.duplicates > 0
     assert all(len(v) == 1 for v in down.links().values())
     down.stream.close()
+
+
+def test_the_rings_api_reports_exceptions_with_links_groups_and_sorting(
+    cfg: Config, apps: list[Running]
+) -> None:
+    cfg = _config(cfg)
+    last = FIRST + 45
+    produce_site(cfg, range(FIRST, last + 1))
+    site = cfg.sites[0]
+    apps.extend([Running(cfg, "r1", "status"), Running(cfg, "r1", "analog")])
+    Downstream(cfg, "status").drain_until(set(status_truth(site, FIRST, last)), linked=True)
+    analog = analog_truth(site, site.hosts[0].name, FIRST, last)
+    Downstream(cfg, "analog").drain_until(set(analog))
+    ring = start_ring(cfg, "r1", servers=2)
+    try:
+        wait_caught_up(ring, cfg)
+        t0, t1 = FIRST * PERIOD, (last + 1) * PERIOD
+        answers = []
+        for endpoint in ring.endpoints():
+            with PegasusClient(cfg, endpoints={"r1": [endpoint]}) as client:
+                answers.append(client.exceptions("status", t0, t1).body)
+        # Each server gathers every partition, from its peer where it must.
+        assert answers[0] == answers[1]
+        truth = status_truth(site, FIRST, last)
+        rows = answers[0]["exceptions"]
+        assert {(r["kind"], r["ikey"], r["time_ms"] // PERIOD) for r in rows} == set(truth)
+        assert all(len(r["events"]) == 1 for r in rows)
+        with PegasusClient(cfg, endpoints={"r1": ring.endpoints()}) as client:
+            returns = client.exceptions("analog", t0, t1, kind="RETURN", sort="-duration").body
+            durations = [r["duration_ms"] for r in returns["exceptions"]]
+            assert durations and durations == sorted(durations, reverse=True)
+            assert len(durations) == sum(1 for k in analog if k[0] == "RETURN")
+            groups = client.exceptions("analog", t0, t1, group_by="substation").body
+            assert sum(g["count"] for g in groups["groups"]) == groups["exceptions_matched"]
+            one = groups["groups"][0]["key"]
+            only = client.exceptions("analog", t0, t1, substation=one).body["exceptions"]
+            assert len(only) == groups["groups"][0]["count"]
+            ikey = rows[0]["ikey"]
+            mine = client.exceptions("status", t0, t1, ikey=ikey).body["exceptions"]
+            assert mine == [r for r in rows if r["ikey"] == ikey]
+            with pytest.raises(QueryError, match="group_by"):
+                client.exceptions("analog", t0, t1, group_by="colour")
+    finally:
+        ring.stop()
