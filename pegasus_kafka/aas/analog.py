@@ -62,6 +62,8 @@ class AnalogMiner:
     uses_events = False
 
     def __init__(self) -> None:
+        #: analog samples looked at by this process (not part of the state)
+        self.mined = 0
         self.table = PointTable(
             {
                 "slot": (np.int64, -1, ()),
@@ -105,6 +107,7 @@ class AnalogMiner:
         t["limits_from"][changed] = frame.scan_time_ms
 
     def _values(self, frame: Frame, meta: MetaIndex) -> list[dict[str, Any]]:
+        self.mined += frame.count
         t = self.table
         slot = frame.scan_time_ms // frame.scan_period_ms
         rows = t.index(frame.ikeys)

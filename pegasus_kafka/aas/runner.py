@@ -98,7 +98,7 @@ class AppRunner:
             task = self.tasks.pop(tp.partition, None)
             if task is not None:
                 task.close()
-        consumer.incremental_unassign(partitions)
+        # The client unassigns the partitions itself once this returns.
         self._side_dirty = True
 
     def _catch_up_meta(self, task: AppTask) -> None:

@@ -53,12 +53,15 @@ class StatusMiner:
         self.open_events: dict[int, list[dict[str, Any]]] = {}
         self.scan_clock = 0
         self.event_clock = 0
+        #: status samples looked at by this process (not part of the state)
+        self.mined = 0
 
     # -- scans ------------------------------------------------------------------
 
     def on_frame(self, frame: Frame, meta: MetaIndex) -> list[dict[str, Any]]:
         if frame.data_type != STATUS or not frame.count:
             return []
+        self.mined += frame.count
         slot = frame.scan_time_ms // frame.scan_period_ms
         rows = self.table.index(frame.ikeys)
         fresh = self.table["slot"][rows] < slot

@@ -43,6 +43,7 @@ class Miner(Protocol):
     record: str
     uses_events: bool
     table: PointTable
+    mined: int
 
     def on_frame(self, frame: Frame, meta: MetaIndex) -> list[dict[str, Any]]: ...
 

@@ -73,3 +73,14 @@ def collector_bench(ctx: click.Context, quick: bool, as_json: bool) -> None:
     from pegasus_kafka.bench.collector import run_collector
 
     _report(run_collector(state(ctx).cfg, quick), as_json)
+
+
+@bench.command("aas")
+@click.option("--quick", is_flag=True, help="Fewer points and scans; under 3 minutes.")
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON line of results.")
+@click.pass_context
+def aas_bench(ctx: click.Context, quick: bool, as_json: bool) -> None:
+    """Exception mining rate, latency, and missed/duplicated against the simulator."""
+    from pegasus_kafka.bench.aas import run_aas
+
+    _report(run_aas(state(ctx).cfg, quick), as_json)

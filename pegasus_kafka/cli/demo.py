@@ -24,7 +24,7 @@ import click
 import httpx
 
 from pegasus_kafka.cli.common import pegasus_command, state
-from pegasus_kafka.config import Config, RingConfig
+from pegasus_kafka.config import AAS_APPS, Config, RingConfig
 from pegasus_kafka.errors import PegasusError
 from pegasus_kafka.kafka.broker import REPO_ROOT, LocalBroker
 from pegasus_kafka.kafka.registry import RegistryView, RegistryWriter
@@ -92,6 +92,11 @@ class Demo:
                     f"s{i + 1}",
                 )
             _say(f"ring {ring.name}: {ring.servers} servers starting")
+            for app in AAS_APPS:
+                self._spawn(
+                    f"{ring.name}-aas-{app}", "aas", "run", "--ring", ring.name, "--app", app
+                )
+            _say(f"ring {ring.name}: applications {', '.join(AAS_APPS)} starting")
         for site in self.cfg.sites:
             for host in site.hosts:
                 self._spawn(
@@ -234,6 +239,8 @@ Every ring answers ({waited}s). Try, in another terminal:
   pegasus{cfg_opt} query current {ikey} {ikey + 1} {ikey + 2}
   pegasus{cfg_opt} query history {ikey} --host north/ems-b
   pegasus{cfg_opt} query meta {ikey}
+  pegasus{cfg_opt} aas tail --app status --max 10
+  pegasus{cfg_opt} query exceptions --app analog --from 0 --to 9999999999999 --group-by substation
 
 Each server's HTTP API (OpenAPI at /openapi.json) is listed by 'ring status'.
 Logs: {d.home / "logs"}. Ctrl-C stops everything.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -72,3 +73,43 @@ def test_examples_consume_frames_and_query_current(cfg: Config, tmp_path: Path) 
         )
     finally:
         ring.stop()
+
+
+def test_consume_exceptions_from_an_application_started_by_the_cli(
+    cfg: Config, tmp_path: Path
+) -> None:
+    cfg = cfg.with_overrides(sites=(dataclasses.replace(cfg.sites[0], excursion_rate=2_000_000.0),))
+    produce_site(cfg, range(6000, 6020))
+    env = _env(cfg, tmp_path)
+    env["PEGASUS_DATA_DIR"] = str(tmp_path / "data")
+    app = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pegasus_kafka.cli.main",
+            "aas",
+            "run",
+            "--ring",
+            "ex",
+            "--app",
+            "status",
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, str(REPO / "examples/consume_exceptions.py"), "--max", "5"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.strip().splitlines()
+        assert len(lines) >= 5 and '"kind": "CHANGE"' in done.stdout
+    finally:
+        app.terminate()
+        _, err = app.communicate(timeout=60)
+    assert app.returncode == 0, err
