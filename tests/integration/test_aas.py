@@ -37,8 +37,8 @@ def _config(cfg: Config) -> Config:
 class Running:
     """An application runner on a thread of its own."""
 
-    def __init__(self, cfg: Config, ring: str, app: str) -> None:
-        self.runner = AppRunner(cfg, ring, app)
+    def __init__(self, cfg: Config, ring: str, app: str, instance: int = 0) -> None:
+        self.runner = AppRunner(cfg, ring, app, instance)
         self.thread = threading.Thread(target=self.runner.run, name=f"{ring}-{app}", daemon=True)
         self.thread.start()
 
@@ -171,6 +171,33 @@ def test_a_ring_stopping_mid_stream_loses_and_repeats_nothing_downstream(
     # Both rings published the first half: the consumer dropped the second copies.
     assert down.stream.duplicates > 0
     assert all(len(v) == 1 for v in down.links().values())
+    down.stream.close()
+
+
+def test_a_second_instance_takes_partitions_and_the_output_stays_exact(
+    cfg: Config, apps: list[Running]
+) -> None:
+    cfg = _config(cfg)
+    half, last = FIRST + 15, FIRST + 30
+    produce_site(cfg, range(FIRST, half + 1))
+    first = Running(cfg, "r1", "status")
+    apps.append(first)
+    down = Downstream(cfg, "status")
+    site = cfg.sites[0]
+    down.drain_until(set(status_truth(site, FIRST, half)), linked=True)
+    second = Running(cfg, "r1", "status", instance=1)
+    apps.append(second)
+    wait_for(
+        lambda: first.runner.tasks and second.runner.tasks,
+        60,
+        "the instances to split the partitions",
+    )
+    assert not set(first.runner.tasks) & set(second.runner.tasks)
+    produce_site(cfg, range(half + 1, last + 1))
+    truth = status_truth(site, FIRST, last)
+    down.drain_until(set(truth), linked=True)
+    assert set(down.identities()) == set(truth)
+    assert max(down.identities().values()) == 1
     down.stream.close()
 
 

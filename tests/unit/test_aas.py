@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,22 @@ from pegasus_kafka.aas.points import PointTable
 from pegasus_kafka.aas.status import StatusMiner
 from pegasus_kafka.aas.task import AppTask
 from pegasus_kafka.aas.truth import analog_truth, status_truth
+from pegasus_kafka.api.exceptions import ExceptionQuery, arrange
 from pegasus_kafka.collector.frames import ScanHeader, cut_frames
 from pegasus_kafka.collector.sources import SimSource
 from pegasus_kafka.config import SiteConfig
-from pegasus_kafka.schema import BACKUP, LIMIT, PRIMARY, Frame, encode_frame
+from pegasus_kafka.errors import QueryError
+from pegasus_kafka.ring.records import ExceptionPartition
+from pegasus_kafka.ring.store import PartitionStore
+from pegasus_kafka.schema import (
+    BACKUP,
+    EXCEPTION_RECORDS,
+    LIMIT,
+    PRIMARY,
+    Frame,
+    codec,
+    encode_frame,
+)
 
 SITE = SiteConfig(
     name="north",
@@ -198,3 +211,48 @@ def test_a_malformed_record_is_skipped_and_counted(tmp_path: Path) -> None:
     assert task.on_scan(0, b"\x00garbage") == []
     assert task.malformed == 1 and task.scan_pos == 1
     task.close()
+
+
+def _status_records() -> list[dict[str, Any]]:
+    return mine(StatusMiner(), stream("interleaved"))
+
+
+def test_the_ring_keeps_the_first_copy_of_each_exception(tmp_path: Path) -> None:
+    records = _status_records()
+    values = [codec(EXCEPTION_RECORDS["status"]).encode(r) for r in records]
+    # Two rings' copies interleaved, and a replayed stretch.
+    doubled = [v for pair in zip(values, values, strict=True) for v in pair] + values[:10]
+    stores = []
+    for name, data in (("once", values), ("doubled", doubled)):
+        part = ExceptionPartition(
+            PartitionStore(tmp_path / name, ExceptionPartition.COLUMN_FAMILIES),
+            EXCEPTION_RECORDS["status"],
+        )
+        part.apply([(i, None, v) for i, v in enumerate(data)])
+        stores.append(part)
+    once, doubled_part = (p.exceptions(0, 2**40) for p in stores)
+    assert [r["id"] for r in once] == [r["id"] for r in doubled_part]
+    assert sorted(r["id"] for r in once) == sorted(r["id"] for r in records)
+    ikey = records[0]["ikey"]
+    assert {r["ikey"] for r in stores[0].exceptions(0, 2**40, ikey)} == {ikey}
+    for part in stores:
+        part.store.close()
+
+
+def test_reports_fold_links_group_and_sort() -> None:
+    records = _status_records()
+    query = ExceptionQuery(app="status", t0=0, t1=2**40)
+    body = arrange(records, query)
+    rows = body["exceptions"]
+    assert all(r["kind"] != "LINK" and len(r["events"]) == 1 for r in rows)
+    assert [r["time_ms"] for r in rows] == sorted(r["time_ms"] for r in rows)
+    newest = arrange(records, dataclasses.replace(query, sort="-time"))["exceptions"]
+    assert [r["time_ms"] for r in newest] == sorted((r["time_ms"] for r in rows), reverse=True)
+    groups = arrange(records, dataclasses.replace(query, group_by="kind"))["groups"]
+    assert {g["key"] for g in groups} == {"CHANGE", "MOMENTARY"}
+    assert sum(g["count"] for g in groups) == len(rows)
+    only = arrange(records, dataclasses.replace(query, kind="momentary"))["exceptions"]
+    assert only and all(r["kind"] == "MOMENTARY" for r in only)
+    for bad in ({"group_by": "colour"}, {"sort": "weight"}, {"t1": -1}, {"app": "x"}):
+        with pytest.raises(QueryError):
+            dataclasses.replace(query, **bad)
