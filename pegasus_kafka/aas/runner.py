@@ -63,7 +63,7 @@ class AppRunner:
         self._producer = clients.producer(cfg)
         probe = make_miner(cfg, app)
         self._codec = codec(probe.record)
-        self._uses_events = probe.uses_events
+        self.uses_events = probe.uses_events
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -129,7 +129,7 @@ class AppRunner:
         parts = [
             TopicPartition(self.cfg.meta_topic, p, task.meta_pos) for p, task in self.tasks.items()
         ]
-        if self.tasks and self._uses_events:
+        if self.tasks and self.uses_events:
             for e in range(self.cfg.topics.partitions):
                 start = min(task.events_pos.get(e, 0) for task in self.tasks.values())
                 parts.append(TopicPartition(self.cfg.events_topic, e, start))

@@ -53,6 +53,7 @@ class StatusMiner:
         self.open_events: dict[int, list[dict[str, Any]]] = {}
         self.scan_clock = 0
         self.event_clock = 0
+        self.pruned_at = 0
         #: status samples looked at by this process (not part of the state)
         self.mined = 0
 
@@ -139,7 +140,15 @@ class StatusMiner:
         return out
 
     def _prune(self) -> None:
-        """Drop pending halves the other stream has passed by more than the horizon."""
+        """Drop pending halves the other stream has passed by more than the horizon.
+
+        Pruning walks every pending point, so it runs once per eighth of the
+        horizon of progress on either clock, not per record.
+        """
+        clock = max(self.scan_clock, self.event_clock)
+        if clock < self.pruned_at + self.horizon_ms // 8:
+            return
+        self.pruned_at = clock
         _prune(self.open_changes, self.event_clock - self.horizon_ms, lambda w: int(w[1]))
         _prune(self.open_events, self.scan_clock - self.horizon_ms, lambda e: int(e["time_ms"]))
 
@@ -151,6 +160,7 @@ class StatusMiner:
             "open_events": {str(k): v for k, v in sorted(self.open_events.items())},
             "scan_clock": self.scan_clock,
             "event_clock": self.event_clock,
+            "pruned_at": self.pruned_at,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -158,6 +168,7 @@ class StatusMiner:
         self.open_events = {int(k): v for k, v in state["open_events"].items()}
         self.scan_clock = int(state["scan_clock"])
         self.event_clock = int(state["event_clock"])
+        self.pruned_at = int(state.get("pruned_at", 0))
 
 
 def _prune(pending: dict[int, list[T]], limit: int, end: Callable[[T], int]) -> None:

@@ -109,7 +109,7 @@ def wait_until(check: Any, timeout: float, what: str) -> None:
     while not check():
         if time.monotonic() > deadline:
             raise PegasusError(f"bench: timed out waiting for {what}")
-        time.sleep(0.1)  # poll
+        time.sleep(0.02)  # poll
 
 
 def standbys_warm(cfg: Config, view: RegistryView, rings: list[str]) -> bool:
