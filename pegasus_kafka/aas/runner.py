@@ -59,6 +59,7 @@ class AppRunner:
         self.tasks: dict[int, AppTask] = {}
         self.stop_event = threading.Event()
         self.published = 0
+        self._undelivered: KafkaError | None = None
         self._side_dirty = True
         self._producer = clients.producer(cfg)
         probe = make_miner(cfg, app)
@@ -93,7 +94,8 @@ class AppRunner:
         self._side_dirty = True
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._checkpoint(consumer)
+        if self._undelivered is None:
+            self._checkpoint(consumer)
         for tp in partitions:
             task = self.tasks.pop(tp.partition, None)
             if task is not None:
@@ -157,6 +159,7 @@ class AppRunner:
             on_lost=self._on_revoke,
         )
         next_checkpoint = time.monotonic() + self.cfg.aas.checkpoint_s
+        clean = False
         try:
             while not self.stop_event.is_set():
                 if self._side_dirty:
@@ -169,8 +172,12 @@ class AppRunner:
                 if time.monotonic() >= next_checkpoint:
                     self._checkpoint(consumer)
                     next_checkpoint = time.monotonic() + self.cfg.aas.checkpoint_s
+            clean = True
         finally:
-            self._checkpoint(consumer)
+            # After a failure the state may be ahead of what was published: it is
+            # dropped, and the next start replays from the last checkpoint.
+            if clean:
+                self._checkpoint(consumer)
             for task in self.tasks.values():
                 task.close()
             self.tasks.clear()
@@ -188,7 +195,10 @@ class AppRunner:
             if task is None:
                 continue
             RECORDS.labels(self.ring, self.app, "scan").inc()
+            malformed = task.malformed
             found = task.on_scan(int(msg.offset()), msg.value())
+            if task.malformed > malformed:
+                MALFORMED.labels(self.ring, self.app).inc()
             if found:
                 self._publish(task.partition, found, msg.timestamp()[1])
 
@@ -237,7 +247,12 @@ class AppRunner:
             while True:
                 try:
                     self._producer.produce(
-                        self.topic, value, rec["id"].encode(), partition=partition, headers=headers
+                        self.topic,
+                        value,
+                        rec["id"].encode(),
+                        partition=partition,
+                        headers=headers,
+                        on_delivery=self._delivered,
                     )
                     break
                 except BufferError:
@@ -245,14 +260,29 @@ class AppRunner:
             EXCEPTIONS.labels(self.ring, self.app, rec["kind"]).inc()
         self.published += len(records)
 
+    def _delivered(self, err: KafkaError | None, msg: Any) -> None:
+        if err is not None:
+            self._undelivered = err
+
     def _checkpoint(self, consumer: Consumer) -> None:
-        """Flush, then record every task's state and positions (the commit order)."""
+        """Flush, then record every task's state and positions (the commit order).
+
+        Nothing is recorded while Kafka has not acknowledged every exception:
+        the records since the last checkpoint are then mined again (by this
+        instance later, or by the partition's next owner) and republished.
+        """
         if not self.tasks:
             return
-        while self._producer.flush(10) > 0:
-            log.warning("waiting for Kafka to acknowledge exceptions app=%s", self.app)
-            if self.stop_event.is_set():
-                break
+        if self._undelivered is not None:
+            # Those exceptions are gone from the producer, and the state has moved
+            # past them: it must never be recorded. Restarting replays them.
+            raise KafkaUnavailable.wrap(
+                f"exceptions of {self.app} could not be delivered to {self.topic}",
+                self._undelivered,
+            )
+        if self._producer.flush(30) > 0:
+            log.warning("checkpoint deferred: Kafka has not acknowledged app=%s", self.app)
+            return
         offsets = []
         for p, task in self.tasks.items():
             task.checkpoint()

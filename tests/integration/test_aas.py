@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -71,14 +76,19 @@ class Downstream:
         to each) has arrived."""
 
         def complete() -> bool:
-            self.records.extend(self.stream.poll(timeout=0.5))
-            self.stream.commit()
+            self.take()
             if not want <= set(self.identities()):
                 return False
             ids = {r["id"] for r in self.records if r["kind"] != "LINK"}
             return not linked or ids <= set(self.links())
 
         wait_for(complete, timeout, f"{len(want)} exceptions downstream", interval=0)
+
+    def take(self) -> int:
+        """Consume what has arrived; returns how many records were taken so far."""
+        self.records.extend(self.stream.poll(timeout=0.5))
+        self.stream.commit()
+        return len(self.records)
 
     def identities(self) -> collections.Counter[tuple[str, int, int]]:
         return collections.Counter(
@@ -243,3 +253,49 @@ def test_the_rings_api_reports_exceptions_with_links_groups_and_sorting(
                 client.exceptions("analog", t0, t1, group_by="colour")
     finally:
         ring.stop()
+
+
+def test_kill_9_mid_stream_then_restart_loses_and_repeats_nothing(
+    cfg: Config, tmp_path: Path
+) -> None:
+    cfg = _config(cfg)
+    half, last = FIRST + 20, FIRST + 45
+    produce_site(cfg, range(FIRST, half + 1))
+    env = dict(
+        os.environ,
+        PEGASUS_KAFKA_BOOTSTRAP=cfg.kafka.bootstrap,
+        PEGASUS_TOPIC_PREFIX=cfg.kafka.topic_prefix,
+        PEGASUS_DATA_DIR=cfg.store.data_dir,
+        PEGASUS_CONFIG=str(tmp_path / "pegasus.toml"),
+    )
+    (tmp_path / "pegasus.toml").write_text(
+        f"[topics]\npartitions = {cfg.topics.partitions}\n[aas]\ncheckpoint_s = 0.5\n"
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "pegasus_kafka.cli.main",
+        "aas",
+        "run",
+        "--ring",
+        "k",
+        "--app",
+        "analog",
+    ]
+    down = Downstream(cfg, "analog")
+    proc = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(down.take, 120, "the first exceptions", interval=0)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        produce_site(cfg, range(half + 1, last + 1))
+        proc = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+        site = cfg.sites[0]
+        truth = analog_truth(site, site.hosts[0].name, FIRST, last)
+        down.drain_until(set(truth))
+        got = {k: n for k, n in down.identities().items() if k[0] != "UNUSUAL"}
+        assert set(got) == set(truth) and max(got.values()) == 1
+    finally:
+        proc.terminate()
+        proc.wait(60)
+        down.stream.close()
