@@ -219,12 +219,24 @@ def _as_ms(value: Any) -> int:
 
 
 def plain(value: Any) -> Any:
-    """A decoded value with every timestamp as integer milliseconds, as on the wire."""
+    """A decoded value with every timestamp as integer milliseconds, as on the wire.
+
+    Records are decoded on the ingest path, so a flat record costs one type
+    check per field and no call.
+    """
     if isinstance(value, dt.datetime):
         return _as_ms(value)
     if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
+        out = value
+        for k, v in value.items():
+            if isinstance(v, dt.datetime):
+                out = dict(value) if out is value else out
+                out[k] = _as_ms(v)
+            elif isinstance(v, dict | list):
+                out = dict(value) if out is value else out
+                out[k] = plain(v)
+        return out
+    if isinstance(value, list) and any(isinstance(v, dt.datetime | dict | list) for v in value):
         return [plain(v) for v in value]
     return value
 

@@ -109,8 +109,12 @@ def choose_peer(cfg: Config, view: RegistryView, ring: str) -> str | None:
     return caught_up[0] if caught_up else None
 
 
-def agreement(cfg: Config, view: RegistryView, ring: str, peer: str) -> Verdict:
-    return compare(gather(cfg, view, ring), gather(cfg, view, peer), (ring, peer))
+def agreement(
+    cfg: Config, view: RegistryView, ring: str, peer: str, http: httpx.Client | None = None
+) -> Verdict:
+    return compare(
+        gather(cfg, view, ring, http=http), gather(cfg, view, peer, http=http), (ring, peer)
+    )
 
 
 class Promoter:
@@ -123,6 +127,7 @@ class Promoter:
         self.view = view
         self._writer = RegistryWriter(cfg)
         self._rate = RateEstimate()
+        self._http = httpx.Client(timeout=10)
 
     def tick(self) -> None:
         try:
@@ -132,6 +137,9 @@ class Promoter:
         except Exception:  # the next heartbeat tries again; the server keeps running
             log.exception("sync check failed ring=%s", self.ring)
 
+    def close(self) -> None:
+        self._http.close()
+
     def _leader(self) -> bool:
         live = sorted(s.server for s in live_servers(self.cfg, self.view, self.ring))
         return bool(live) and live[0] == self.server_id
@@ -140,7 +148,7 @@ class Promoter:
         rec = self.view.ring(self.ring)
         if rec is None or rec["state"] != "SYNCING" or not self._leader():
             return
-        parts = gather(self.cfg, self.view, self.ring)
+        parts = gather(self.cfg, self.view, self.ring, http=self._http)
         progress = progress_of(parts, len(expected_partitions(self.cfg)))
         self._rate.update(time.monotonic(), progress.applied)
         eta = self._rate.eta(progress.total - progress.applied)
@@ -151,7 +159,7 @@ class Promoter:
                 log.info("ring in sync on lag alone, no other ring caught up ring=%s", self.ring)
                 update.update(state="IN_SYNC", sync_progress=1.0, sync_eta_s=0.0)
             else:
-                verdict = agreement(self.cfg, self.view, self.ring, peer)
+                verdict = agreement(self.cfg, self.view, self.ring, peer, self._http)
                 if verdict.different:
                     log.error(
                         "ring digests differ from peer, staying syncing ring=%s peer=%s "

@@ -246,6 +246,7 @@ class RingServer:
         finally:
             self.stop_event.set()
             beat.join(timeout=30)
+            promoter.close()
             self._shutdown(consumer)
 
     def _beat(self, promoter: Promoter) -> None:

@@ -154,6 +154,10 @@ def bootstrap(
     column_families: tuple[str, ...],
 ) -> bool:
     """Fill ``target`` from the first source that gives a snapshot; False if none did."""
+    if not sources:
+        # No client without a source: building one (its TLS context) costs tens
+        # of milliseconds, paid per partition a new ring opens.
+        return False
     started = time.monotonic()
     with httpx.Client(timeout=httpx.Timeout(30.0, read=300.0)) as http:
         for endpoint in sources:
@@ -179,8 +183,5 @@ def bootstrap(
                 time.monotonic() - started,
             )
             return True
-    if sources:
-        log.warning(
-            "no snapshot given, replaying from zero topic=%s partition=%d", topic, partition
-        )
+    log.warning("no snapshot given, replaying from zero topic=%s partition=%d", topic, partition)
     return False
