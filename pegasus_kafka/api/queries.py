@@ -16,7 +16,7 @@ import numpy as np
 from pegasus_kafka import columnar
 from pegasus_kafka.api import current
 from pegasus_kafka.api.exceptions import MAX_LIMIT, ExceptionQuery
-from pegasus_kafka.api.matrix import LOOKBACK_MS, PREVIOUS, fill_rule, grid, regular
+from pegasus_kafka.api.matrix import LINEAR, LOOKBACK_MS, PREVIOUS, fill_rule, grid, regular
 from pegasus_kafka.errors import NotHeld, NotInSync, QueryError, UnknownPoint
 from pegasus_kafka.keys import partition_of, partitions_of
 from pegasus_kafka.ring.health import live_servers, ring_serving
@@ -27,6 +27,7 @@ from pegasus_kafka.ring.records import (
     PointMatch,
 )
 from pegasus_kafka.ring.resolve import resolve
+from pegasus_kafka.ring.rollup import HOUR_MS, grid_from_buckets
 from pegasus_kafka.ring.scan import ScanPartition
 from pegasus_kafka.ring.server import RingServer
 from pegasus_kafka.ring.snapshot import Snapshot, make_snapshot
@@ -132,6 +133,14 @@ class Queries:
             raise UnknownPoint(f"unknown point {ikey}")
         rule = None if step is None else fill_rule(dtype, fill)
         start = t0 if step is None else t0 - LOOKBACK_MS
+        meta = {"ikey": ikey, "type": DATA_TYPES[dtype], "stream": host or "resolved"}
+        hourly = step is not None and step % HOUR_MS == 0 and t0 % HOUR_MS == 0
+        if host is None and times is not None and step is not None and rule is not None and hourly:
+            # Hour-aligned trends come from the blocks' hourly summaries.
+            buckets = mat.trend(dtype, ikey, start, t1)
+            cells = grid_from_buckets(buckets, times, step, rule == LINEAR)
+            cols = {"times": times, "values": cells.pop("value"), **cells}
+            return cols, {**meta, "step": step, "fill": rule}
         streams = mat.history(dtype, ikey, start, t1)
         if host is not None:
             if host not in streams and host not in mat.hosts:
@@ -140,7 +149,6 @@ class Queries:
             samples = chosen if chosen is not None else resolve([], mat.period_ms())
         else:
             samples = resolve([streams[h] for h in mat.hosts if h in streams], mat.period_ms())
-        meta = {"ikey": ikey, "type": DATA_TYPES[dtype], "stream": host or "resolved"}
         if times is None or rule is None or step is None:
             cols = {"times": samples.times, "values": samples.values, "quality": samples.quality}
             return cols, meta

@@ -1,0 +1,142 @@
+"""Trends from block summaries equal trends from decoded samples, whatever the
+hosts did: failovers, missed scans, late resync, seals mid-day, the head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pegasus_kafka.api.matrix import LINEAR, PREVIOUS, grid, regular
+from pegasus_kafka.collector.frames import ScanHeader, cut_frames
+from pegasus_kafka.collector.sources import SimSource
+from pegasus_kafka.config import SiteConfig
+from pegasus_kafka.ring.resolve import resolve
+from pegasus_kafka.ring.rollup import HOUR_MS, grid_from_buckets
+from pegasus_kafka.ring.scan import COLUMN_FAMILIES, DAY_MS, ScanPartition
+from pegasus_kafka.ring.store import PartitionStore
+from pegasus_kafka.schema import ACCUMULATOR, ANALOG, BACKUP, LIMIT, PRIMARY, STATUS, encode_frame
+
+PERIOD = 600_000  # ten minutes: a few days of scans stay small
+SITE = SiteConfig(
+    name="north",
+    code=4,
+    scan_period_ms=PERIOD,
+    points=40,
+    seed=3,
+    status_rate=20_000.0,
+    failover_scans=(200, 280),
+)
+SCANS = 470  # three days and a bit
+
+
+def _frames(host: str, role: int, seq: int) -> list[bytes]:
+    result = SimSource(SITE, host, role).read(seq)
+    header = ScanHeader(SITE.name, host, result.role, seq, result.scan_time_ms, PERIOD)
+    out = []
+    for scan in result.scans:
+        if scan.data_type == LIMIT:
+            continue
+        out.extend(encode_frame(f) for p, f in cut_frames(header, scan, 1, 100))
+    return out
+
+
+def _partition(tmp_path: Path, late: bool) -> ScanPartition:
+    """Both hosts' scans, the primary missing some; with ``late``, the backup's
+    scans of a stretch arrive long after the rest."""
+    part = ScanPartition(PartitionStore(tmp_path / "store", COLUMN_FAMILIES), 3000, 4 * HOUR_MS)
+    records: list[bytes] = []
+    held: list[bytes] = []
+    for seq in range(SCANS):
+        if not 100 <= seq < 110:  # the primary misses these scans
+            records.extend(_frames("ems-a", PRIMARY, seq))
+        backup = _frames("ems-b", BACKUP, seq)
+        (held if late and 230 <= seq < 280 else records).extend(backup)
+        if seq == 420:
+            records.extend(held)
+    part.apply([(i, None, v) for i, v in enumerate(records)])
+    return part
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["in-order", "late-backup"])
+def partition(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> ScanPartition:
+    part = _partition(tmp_path_factory.mktemp("rollup"), request.param)
+    yield part
+    part.close()
+
+
+def _points(part: ScanPartition) -> list[tuple[int, int]]:
+    field = SimSource(SITE, "ems-a").field
+    return [(int(field.dtype[i]), int(field.ikeys[i])) for i in range(SITE.points)]
+
+
+@pytest.mark.parametrize(
+    ("t0", "t1", "step"),
+    [
+        (0, SCANS * PERIOD, HOUR_MS),
+        (5 * HOUR_MS, 3 * DAY_MS - 1, HOUR_MS),
+        (2 * HOUR_MS, 2 * DAY_MS + 7 * HOUR_MS + 123, 3 * HOUR_MS),
+        (DAY_MS, SCANS * PERIOD, 24 * HOUR_MS),
+    ],
+)
+def test_trend_from_summaries_equals_trend_from_samples(
+    partition: ScanPartition, t0: int, t1: int, step: int
+) -> None:
+    times = grid(t0, t1, step)
+    used_summaries = 0
+    for dtype, ikey in _points(partition):
+        for rule in (PREVIOUS, LINEAR) if dtype == ANALOG else (PREVIOUS,):
+            streams = partition.history(dtype, ikey, t0 - HOUR_MS, t1)
+            samples = resolve(
+                [streams[h] for h in partition.hosts if h in streams], partition.period_ms()
+            )
+            want = regular(samples, times, step, rule)
+            buckets = partition.trend(dtype, ikey, t0 - HOUR_MS, t1)
+            got = grid_from_buckets(buckets, times, step, rule == LINEAR)
+            for name in ("value", "min", "max", "count"):
+                assert np.array_equal(want[name], got[name], equal_nan=True), (ikey, name)
+            # An hour split between two blocks adds two partial sums.
+            np.testing.assert_allclose(got["avg"], want["avg"], rtol=1e-12)
+        used_summaries += 1
+    assert used_summaries
+
+
+def test_clean_days_are_answered_from_summaries(
+    partition: ScanPartition, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Day 1 (scans 144..287) holds both failovers and, in one run, late backup
+    data; day 2 is clean: it must not be decoded."""
+    decoded: list[tuple[int, int]] = []
+    original = ScanPartition.history
+
+    def spy(self: ScanPartition, dtype: int, ikey: int, t0: int, t1: int) -> dict:
+        decoded.append((t0, t1))
+        return original(self, dtype, ikey, t0, t1)
+
+    monkeypatch.setattr(ScanPartition, "history", spy)
+    dtype, ikey = next(p for p in _points(partition) if p[0] == ANALOG)
+    partition.trend(dtype, ikey, 0, SCANS * PERIOD)
+    # Each decoded run of days is read with a day of context either side.
+    runs = [(a + DAY_MS, b - DAY_MS) for a, b in decoded]
+    assert not any(a <= 2 * DAY_MS and 3 * DAY_MS - 1 <= b for a, b in runs), decoded
+
+
+def test_old_blocks_without_summaries_are_decoded(tmp_path: Path) -> None:
+    part = _partition(tmp_path, late=False)
+    dtype, ikey = next(p for p in _points(part) if p[0] == ACCUMULATOR or p[0] == STATUS)
+    times = grid(0, SCANS * PERIOD, HOUR_MS)
+    before = grid_from_buckets(
+        part.trend(dtype, ikey, -HOUR_MS, SCANS * PERIOD), times, HOUR_MS, False
+    )
+    sums = part.store.cf("summaries")
+    for key in list(sums.keys()):
+        sums.delete(key)
+    after = grid_from_buckets(
+        part.trend(dtype, ikey, -HOUR_MS, SCANS * PERIOD), times, HOUR_MS, False
+    )
+    for name in before:
+        assert np.array_equal(before[name], after[name], equal_nan=True), name
+    part.close()
