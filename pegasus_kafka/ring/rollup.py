@@ -22,7 +22,6 @@ holds the same summaries and gives the same averages.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +30,20 @@ from pegasus_kafka.ring.blocks import Samples
 from pegasus_kafka.schema import PRIMARY
 
 HOUR_MS = 3_600_000
-_HEAD = struct.Struct("<qqqqBBqqI")
+_HEAD_DTYPE = np.dtype(
+    [
+        ("first_t", "<i8"),
+        ("last_t", "<i8"),
+        ("min_gap", "<i8"),
+        ("max_gap", "<i8"),
+        ("role_min", "u1"),
+        ("role_max", "u1"),
+        ("first_primary", "<i8"),
+        ("last_primary", "<i8"),
+        ("rows", "<u4"),
+    ]
+)
+
 NO_TIME = -(2**62)
 FIELDS = ("n", "nf", "mn", "mx", "sm", "ft", "fv", "lt", "lv")
 
@@ -106,47 +118,82 @@ def buckets_of(s: Samples, starts: np.ndarray | None = None) -> Buckets:
     )
 
 
-def summarise_many(s: Samples, starts: np.ndarray) -> list[bytes]:
-    """The summary of each run of ``s`` (as :func:`blocks.encode_many` cuts them)."""
+#: blocks with fewer samples get no summary: their header and rows would cost
+#: more bytes per sample than the block itself, and their days are decoded
+MIN_SUMMARY_SAMPLES = 120
+
+
+def summarise_many(s: Samples, starts: np.ndarray) -> list[bytes | None]:
+    """The summary of each run of ``s`` (as :func:`blocks.encode_many` cuts them),
+    None for runs shorter than :data:`MIN_SUMMARY_SAMPLES`. Computed for all
+    runs at once; the loop only slices bytes."""
     n = len(s)
     starts = np.asarray(starts, np.int64)
     ends = np.append(starts[1:], n)
+    counts = ends - starts
     b = buckets_of(s, starts)
     # Buckets never span two runs, so each bucket's first sample names its run.
     run_of_bucket = np.searchsorted(starts, _bounds(s, starts)[0], "right") - 1
-    gaps = np.diff(s.times) if n > 1 else np.zeros(0, np.int64)
-    out = []
+    rows_per_run = np.bincount(run_of_bucket, minlength=len(starts))
+    first_row = np.concatenate(([0], np.cumsum(rows_per_run)[:-1]))
+    times = s.times.astype(np.int64)
+    # Steps between samples of the same run: the step into a run's first sample
+    # belongs to no run, so it is neutralised for min and max.
+    step = np.diff(times, prepend=times[:1] if n else times)
+    inner = np.ones(n, bool)
+    inner[starts] = False
+    big = np.int64(2**62)
+    min_gap = np.minimum.reduceat(np.where(inner, step, big), starts) if n else starts
+    max_gap = np.maximum.reduceat(np.where(inner, step, 0), starts) if n else starts
+    role = s.role.astype(np.int64)
+    primary = role == PRIMARY
+    first_p = np.minimum.reduceat(np.where(primary, times, big), starts) if n else starts
+    last_p = np.maximum.reduceat(np.where(primary, times, NO_TIME), starts) if n else starts
+    head = np.zeros(len(starts), _HEAD_DTYPE)
+    head["first_t"], head["last_t"] = times[starts], times[ends - 1]
+    head["min_gap"], head["max_gap"] = min_gap, max_gap
+    head["role_min"] = np.minimum.reduceat(role, starts) if n else 0
+    head["role_max"] = np.maximum.reduceat(role, starts) if n else 0
+    head["first_primary"] = np.where(first_p == big, NO_TIME, first_p)
+    head["last_primary"] = last_p
+    head["rows"] = rows_per_run
+    head_bytes = head.tobytes()
     cols = np.stack([getattr(b, f).astype(np.float64) for f in FIELDS], axis=1)
-    for g, (a, e) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
-        inner = gaps[a : e - 1]
-        role = s.role[a:e]
-        primary = np.flatnonzero(role == PRIMARY)
-        rows = np.flatnonzero(run_of_bucket == g)
-        head = _HEAD.pack(
-            int(s.times[a]),
-            int(s.times[e - 1]),
-            int(inner.min()) if len(inner) else 2**62,
-            int(inner.max()) if len(inner) else 0,
-            int(role.min()),
-            int(role.max()),
-            int(s.times[a + primary[0]]) if len(primary) else NO_TIME,
-            int(s.times[a + primary[-1]]) if len(primary) else NO_TIME,
-            len(rows),
-        )
-        out.append(head + np.ascontiguousarray(cols[rows]).tobytes())
+    row_bytes = np.ascontiguousarray(cols).tobytes()
+    hsize, rsize = _HEAD_DTYPE.itemsize, 8 * len(FIELDS)
+    out: list[bytes | None] = []
+    for g, (r0, nr, c) in enumerate(
+        zip(first_row.tolist(), rows_per_run.tolist(), counts.tolist(), strict=True)
+    ):
+        if c < MIN_SUMMARY_SAMPLES:
+            out.append(None)
+        else:
+            out.append(
+                head_bytes[g * hsize : (g + 1) * hsize] + row_bytes[r0 * rsize : (r0 + nr) * rsize]
+            )
     return out
 
 
 def decode_summary(blob: bytes) -> Summary:
-    first_t, last_t, min_gap, max_gap, rmin, rmax, fp, lp, rows = _HEAD.unpack_from(blob)
-    cols = np.frombuffer(blob, np.float64, offset=_HEAD.size).reshape(rows, len(FIELDS))
+    h = np.frombuffer(blob, _HEAD_DTYPE, count=1)[0]
+    rows = int(h["rows"])
+    cols = np.frombuffer(blob, np.float64, offset=_HEAD_DTYPE.itemsize).reshape(rows, len(FIELDS))
     ints = {"n", "nf", "ft", "lt"}
     parts = {
         f: (cols[:, i].astype(np.int64) if f in ints else cols[:, i].copy())
         for i, f in enumerate(FIELDS)
     }
-    hour = parts["ft"] // HOUR_MS
-    return Summary(first_t, last_t, min_gap, max_gap, rmin, rmax, fp, lp, Buckets(hour, **parts))
+    return Summary(
+        first_t=int(h["first_t"]),
+        last_t=int(h["last_t"]),
+        min_gap=int(h["min_gap"]),
+        max_gap=int(h["max_gap"]),
+        role_min=int(h["role_min"]),
+        role_max=int(h["role_max"]),
+        first_primary=int(h["first_primary"]),
+        last_primary=int(h["last_primary"]),
+        buckets=Buckets(parts["ft"] // HOUR_MS, **parts),
+    )
 
 
 def merge(parts: list[Buckets]) -> Buckets:

@@ -211,8 +211,9 @@ class ScanPartition(Materialiser):
         for g, (a, blob) in enumerate(zip(starts.tolist(), blobs, strict=True)):
             key = block_key(dtype, int(ikeys[a]), int(host[a]), int(day[a]), seal_seq)
             batch.put("blocks", key, blob)
-            if summaries is not None:
-                batch.put("summaries", key, summaries[g])
+            summary = summaries[g] if summaries is not None else None
+            if summary is not None:
+                batch.put("summaries", key, summary)
 
     def load_history(
         self,
@@ -261,8 +262,9 @@ class ScanPartition(Materialiser):
                 ):
                     key = block_key(dtype, ikey, host, int(day[a + start]), self.seal_seq)
                     batch.put("blocks", key, blob)
-                    if summaries is not None:
-                        batch.put("summaries", key, summaries[g])
+                    summary = summaries[g] if summaries is not None else None
+                    if summary is not None:
+                        batch.put("summaries", key, summary)
                 batch.put_state(K_STATE, self._state_bytes())
                 self.store.commit(batch, self.store.applied_offset)
             self.current[dtype].update(frame, host)
