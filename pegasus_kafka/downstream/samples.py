@@ -7,11 +7,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import TopicPartition
-
 from pegasus_kafka.config import Config
+from pegasus_kafka.downstream.group import GroupReader
 from pegasus_kafka.errors import MalformedRecord
-from pegasus_kafka.kafka import clients
 from pegasus_kafka.schema import DATA_TYPES, LIMIT, ROLES, Frame, decode_frame
 
 log = logging.getLogger(__name__)
@@ -51,7 +49,7 @@ def samples_of(frame: Frame) -> Iterator[Sample]:
         )
 
 
-class SampleStream:
+class SampleStream(GroupReader):
     """A consumer-group member reading the scan topic: both hosts' raw streams.
 
     :meth:`poll_frames` gives whole frames (numpy columns, the cheap way for
@@ -59,19 +57,12 @@ class SampleStream:
     """
 
     def __init__(self, cfg: Config, group: str, **client: Any) -> None:
+        super().__init__(cfg, group, cfg.scan_topic, **client)
         self.malformed = 0
-        self._topic = cfg.scan_topic
-        self._positions: dict[int, int] = {}
-        self._consumer = clients.consumer(cfg, group, **client)
-        self._consumer.subscribe([cfg.scan_topic])
 
     def poll_frames(self, timeout: float = 1.0, max_records: int = 500) -> list[Frame]:
         out = []
-        msgs: list[Any] = self._consumer.consume(num_messages=max_records, timeout=timeout)
-        for msg in msgs:
-            if msg.error() is not None:
-                continue
-            self._positions[int(msg.partition())] = int(msg.offset()) + 1
+        for msg in self._consume(max_records, timeout):
             try:
                 out.append(decode_frame(msg.value()))
             except MalformedRecord as exc:
@@ -86,13 +77,3 @@ class SampleStream:
 
     def poll(self, timeout: float = 1.0, max_records: int = 500) -> list[Sample]:
         return [s for frame in self.poll_frames(timeout, max_records) for s in samples_of(frame)]
-
-    def commit(self) -> None:
-        if self._positions:
-            self._consumer.commit(
-                offsets=[TopicPartition(self._topic, p, o) for p, o in self._positions.items()],
-                asynchronous=False,
-            )
-
-    def close(self) -> None:
-        self._consumer.close()
