@@ -20,7 +20,6 @@ them, which is the same on every ring.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import struct
@@ -30,26 +29,18 @@ import numpy as np
 
 from pegasus_kafka.errors import MalformedRecord
 from pegasus_kafka.kafka.messages import Record
-from pegasus_kafka.ring import blocks, rollup
+from pegasus_kafka.ring import blocks, rollup, trend
 from pegasus_kafka.ring.base import ApplyResult, Materialiser
 from pegasus_kafka.ring.blocks import Samples
 from pegasus_kafka.ring.current import CurrentTable
-from pegasus_kafka.ring.resolve import resolve
+from pegasus_kafka.ring.layout import DAY_MS, block_day, block_key, series_prefix
 from pegasus_kafka.ring.store import Batch, PartitionStore, kv_hash, raw_items, u64
-from pegasus_kafka.schema import BACKUP, LIMIT, PRIMARY, STATUS, Frame, decode_frame
+from pegasus_kafka.schema import LIMIT, STATUS, Frame, decode_frame
 
 log = logging.getLogger(__name__)
 
 COLUMN_FAMILIES = ("frames", "blocks", "summaries", "skips")
-DAY_MS = 86_400_000
-_SIGN = 1 << 63
-_BLOCK_KEY = struct.Struct(">BQHIQ")
-_SERIES = struct.Struct(">BQH")
 K_STATE = b"scan_state"
-
-
-def block_key(dtype: int, ikey: int, host: int, day: int, seal: int) -> bytes:
-    return _BLOCK_KEY.pack(dtype, (ikey + _SIGN) & (2**64 - 1), host, day, seal)
 
 
 def width_of(dtype: int) -> int:
@@ -313,131 +304,21 @@ class ScanPartition(Materialiser):
         return out
 
     def trend(self, dtype: int, ikey: int, t0: int, t1: int) -> rollup.Buckets:
-        """Hourly buckets of the resolved series in [t0, t1]: whole days whose
-        resolved series is one host's samples come from that host's block
-        summaries, every other day is decoded and resolved (see
-        :mod:`pegasus_kafka.ring.rollup`). ``t0`` is on an hour."""
-        with self.lock:
-            hosts = list(self.hosts)
-            head = [f for _, f, _ in self.head if f.data_type == dtype]
-        head_days = {f.scan_time_ms // DAY_MS for f in head if (f.ikeys == ikey).any()}
-        first_day, last_day = t0 // DAY_MS, t1 // DAY_MS
-        days = self._day_summaries(dtype, ikey, len(hosts), first_day - 1, last_day)
-        usable: dict[int, rollup.Buckets] = {}
-        for d in range(first_day, last_day + 1):
-            whole = d * DAY_MS >= t0 and (d + 1) * DAY_MS - 1 <= t1
-            if whole and d not in head_days and d - 1 not in head_days:
-                found = _one_primary(days.get(d), days.get(d - 1), self.period_ms())
-                if found is not None:
-                    usable[d] = found
-        parts = list(usable.values())
-        d = first_day
-        while d <= last_day:
-            if d in usable:
-                d += 1
-                continue
-            end = d
-            while end + 1 <= last_day and end + 1 not in usable:
-                end += 1
-            # Decode the run of days with a day either side: resolving looks
-            # half a scan period across midnight.
-            lo, hi = max(t0, d * DAY_MS), min(t1, (end + 1) * DAY_MS - 1)
-            streams = self.history(dtype, ikey, lo - DAY_MS, hi + DAY_MS)
-            series = resolve([streams[h] for h in hosts if h in streams], self.period_ms())
-            keep = (series.times >= lo) & (series.times <= hi)
-            parts.append(rollup.buckets_of(blocks.select(series, keep)))
-            d = end + 1
-        return rollup.merge(parts)
-
-    def _day_summaries(
-        self, dtype: int, ikey: int, hosts: int, first_day: int, last_day: int
-    ) -> dict[int, list[tuple[int, rollup.Summary | None]]]:
-        """Per day, every block's (host, summary), None where a block has none."""
-        out: dict[int, list[tuple[int, rollup.Summary | None]]] = {}
-        blocks_cf, sums_cf = self.store.cf("blocks"), self.store.cf("summaries")
-        for host in range(hosts):
-            prefix = _SERIES.pack(dtype, (ikey + _SIGN) & (2**64 - 1), host)
-            start = block_key(dtype, ikey, host, max(first_day, 0), 0)
-            found: dict[bytes, rollup.Summary] = {}
-            it = sums_cf.iter()
-            it.seek(start)
-            while it.valid() and it.key().startswith(prefix):
-                if _BLOCK_KEY.unpack(it.key())[3] > last_day:
-                    break
-                found[it.key()] = rollup.decode_summary(it.value())
-                it.next()
-            it = blocks_cf.iter()
-            it.seek(start)
-            while it.valid() and it.key().startswith(prefix):
-                day = _BLOCK_KEY.unpack(it.key())[3]
-                if day > last_day:
-                    break
-                out.setdefault(day, []).append((host, found.get(it.key())))
-                it.next()
-        return out
+        """Hourly buckets of the resolved series in [t0, t1] (see
+        :func:`pegasus_kafka.ring.trend.read`)."""
+        return trend.read(self, dtype, ikey, t0, t1)
 
     def _read_blocks(self, cf: Any, dtype: int, ikey: int, host: int, t0: int, t1: int) -> Any:
-        prefix = _SERIES.pack(dtype, (ikey + _SIGN) & (2**64 - 1), host)
+        prefix = series_prefix(dtype, ikey, host)
         it = cf.iter()
         it.seek(block_key(dtype, ikey, host, max(t0, 0) // DAY_MS, 0))
         last_day = t1 // DAY_MS
         while it.valid():
             key = it.key()
-            if not key.startswith(prefix) or _BLOCK_KEY.unpack(key)[3] > last_day:
+            if not key.startswith(prefix) or block_day(key) > last_day:
                 break
             yield blocks.decode(it.value())
             it.next()
-
-
-def _one_primary(
-    day: list[tuple[int, rollup.Summary | None]] | None,
-    before: list[tuple[int, rollup.Summary | None]] | None,
-    period: int,
-) -> rollup.Buckets | None:
-    """The day's buckets from its summaries, when its resolved series is exactly
-    one host's samples; None when the day must be decoded.
-
-    That holds when one host was PRIMARY for all it sent that day, at every
-    scan from its first to its last, one period apart (so nothing is thinned,
-    given also half a period since the previous day's last primary sample),
-    and every other host's blocks are BACKUP, also one period apart, within
-    that span and less than half a period off the primary's scans (so none
-    of their samples fills in). Scans with jittered times are decoded.
-    """
-    tol = max(1, period // 2)
-    if not day or any(s is None for _, s in day):
-        return None
-    sums = [(h, s) for h, s in day if s is not None]
-    if not all(s.first_t == s.last_t or s.min_gap == s.max_gap == period for _, s in sums):
-        return None
-    hosts = {h for h, _ in sums}
-    primary = [
-        h for h in hosts if all(s.role_min == s.role_max == PRIMARY for g, s in sums if g == h)
-    ]
-    if len(primary) != 1:
-        return None
-    mine = sorted((s for h, s in sums if h == primary[0]), key=lambda s: s.first_t)
-    if any(b.first_t - a.last_t != period for a, b in itertools.pairwise(mine)):
-        return None
-    start, end = mine[0].first_t, mine[-1].last_t
-    for h, s in sums:
-        if h == primary[0]:
-            continue
-        phase = (s.first_t - start) % period
-        if not (
-            s.role_min == s.role_max == BACKUP
-            and start - tol < s.first_t
-            and s.last_t < end + tol
-            and (phase < tol or phase > period - tol)
-        ):
-            return None
-    if before:
-        if any(s is None for _, s in before):
-            return None
-        last = max(s.last_primary for _, s in before if s is not None)
-        if start - last < tol:
-            return None
-    return rollup.merge([s.buckets for s in mine])
 
 
 def _columns(frames: list[Frame], host_ids: list[int]) -> dict[str, np.ndarray]:

@@ -1,0 +1,25 @@
+"""Where a scan partition's sealed blocks live: one key per (data type, point,
+host, day, seal), so a point's blocks of one host are contiguous and in day
+order, and a range of days is one seek and a short scan."""
+
+from __future__ import annotations
+
+import struct
+
+DAY_MS = 86_400_000
+_SIGN = 1 << 63
+_BLOCK_KEY = struct.Struct(">BQHIQ")
+_SERIES = struct.Struct(">BQH")
+
+
+def block_key(dtype: int, ikey: int, host: int, day: int, seal: int) -> bytes:
+    return _BLOCK_KEY.pack(dtype, (ikey + _SIGN) & (2**64 - 1), host, day, seal)
+
+
+def series_prefix(dtype: int, ikey: int, host: int) -> bytes:
+    """The common start of every block key of one point's stream from one host."""
+    return _SERIES.pack(dtype, (ikey + _SIGN) & (2**64 - 1), host)
+
+
+def block_day(key: bytes) -> int:
+    return int(_BLOCK_KEY.unpack(key)[3])
