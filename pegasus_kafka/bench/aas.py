@@ -27,15 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from confluent_kafka import TopicPartition
 
 from pegasus_kafka.aas.runner import AppRunner
 from pegasus_kafka.aas.truth import analog_truth, status_truth
-from pegasus_kafka.bench.fleet import bench_config, wait_until
+from pegasus_kafka.bench.fleet import bench_config, end_offsets, records_to_end, wait_until
 from pegasus_kafka.collector.collector import Collector
 from pegasus_kafka.collector.sources import SimSource
 from pegasus_kafka.config import AAS_APPS, Config
-from pegasus_kafka.kafka import clients
 from pegasus_kafka.kafka.topics import ensure_topics
 from pegasus_kafka.schema import BACKUP, EXCEPTION_RECORDS, PRIMARY, decode_record
 
@@ -84,42 +82,16 @@ class Running:
         self.thread.join(120)
 
 
-def _ends(cfg: Config, topic: str) -> dict[int, int]:
-    consumer = clients.consumer(cfg, "bench-aas-ends")
-    try:
-        return {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in range(cfg.topics.partitions)
-        }
-    finally:
-        consumer.close()
-
-
 def _read_all(cfg: Config, app: str) -> list[tuple[dict[str, Any], int]]:
     """Every record of an application's topic with its produce time, first copy of
     each id (what pegasus_kafka.downstream hands an application)."""
-    topic = cfg.aas_topic(app)
-    ends = _ends(cfg, topic)
-    consumer = clients.consumer(cfg, f"bench-aas-read-{app}")
-    consumer.assign([TopicPartition(topic, p, 0) for p in ends])
     seen: set[bytes] = set()
     out = []
-    got = dict.fromkeys(ends, 0)
-    deadline = time.monotonic() + 300
-    try:
-        while any(got[p] < end for p, end in ends.items()) and time.monotonic() < deadline:
-            msgs: list[Any] = consumer.consume(5000, timeout=1.0)
-            for msg in msgs:
-                if msg.error() is not None:
-                    continue
-                got[msg.partition()] = msg.offset() + 1
-                if msg.key() in seen:
-                    continue
-                seen.add(msg.key())
-                rec = decode_record(EXCEPTION_RECORDS[app], msg.value())
-                out.append((rec, msg.timestamp()[1]))
-    finally:
-        consumer.close()
+    for msg in records_to_end(cfg, cfg.aas_topic(app)):
+        if msg.key() in seen:
+            continue
+        seen.add(msg.key())
+        out.append((decode_record(EXCEPTION_RECORDS[app], msg.value()), msg.timestamp()[1]))
     return out
 
 
@@ -147,8 +119,8 @@ def _throughput(cfg: Config, scans: int) -> dict[str, Any]:
     cfg = cfg.with_overrides(sites=(site,))
     ensure_topics(cfg)
     _produce(cfg, range(scans))
-    ends = _ends(cfg, cfg.scan_topic)
-    events = _ends(cfg, cfg.events_topic)
+    ends = end_offsets(cfg, cfg.scan_topic)
+    events = end_offsets(cfg, cfg.events_topic)
     out: dict[str, Any] = {}
     for app in AAS_APPS:
         run = Running(cfg, "r1", app)

@@ -22,19 +22,15 @@ import multiprocessing
 import shutil
 import tempfile
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import TopicPartition
-
-from pegasus_kafka.bench.fleet import bench_config
+from pegasus_kafka.bench.fleet import bench_config, records_to_end
 from pegasus_kafka.collector.collector import Collector
 from pegasus_kafka.collector.frames import ScanHeader, cut_frames
 from pegasus_kafka.collector.sources import SimSource
 from pegasus_kafka.config import Config
-from pegasus_kafka.kafka import clients
 from pegasus_kafka.kafka.topics import ensure_topics
 from pegasus_kafka.schema import PRIMARY, decode_frame
 
@@ -73,23 +69,10 @@ def _expected_frames(cfg: Config, scans: range) -> Counter[tuple[str, int, int, 
 
 
 def _read_frames(cfg: Config) -> Counter[tuple[str, int, int, int]]:
-    consumer = clients.consumer(cfg, f"bench-collector-{uuid.uuid4().hex}")
-    ends = {}
-    for p in range(cfg.topics.partitions):
-        tp = TopicPartition(cfg.scan_topic, p)
-        ends[p] = consumer.get_watermark_offsets(tp, timeout=10)[1]
-    consumer.assign([TopicPartition(cfg.scan_topic, p, 0) for p in ends])
     got: Counter[tuple[str, int, int, int]] = Counter()
-    seen = dict.fromkeys(ends, 0)
-    deadline = time.monotonic() + 300
-    while any(seen[p] < ends[p] for p in ends) and time.monotonic() < deadline:
-        for msg in consumer.consume(2000, timeout=1.0):
-            if msg.error():
-                continue
-            seen[msg.partition() or 0] = (msg.offset() or 0) + 1
-            f = decode_frame(msg.value())
-            got[(f.host, f.seq, f.data_type, f.chunk)] += 1
-    consumer.close()
+    for msg in records_to_end(cfg, cfg.scan_topic):
+        f = decode_frame(msg.value())
+        got[(f.host, f.seq, f.data_type, f.chunk)] += 1
     return got
 
 

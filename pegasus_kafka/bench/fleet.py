@@ -6,16 +6,19 @@ import dataclasses
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+from confluent_kafka import TopicPartition
 
 from pegasus_kafka.client import PegasusClient
 from pegasus_kafka.collector.sources import SimSource
 from pegasus_kafka.config import Config, HostConfig, ServerSettings, SiteConfig
 from pegasus_kafka.errors import PegasusError
+from pegasus_kafka.kafka import clients
 from pegasus_kafka.kafka.registry import RegistryView
 from pegasus_kafka.ring.health import live_servers
 from pegasus_kafka.schema import PRIMARY
@@ -124,3 +127,36 @@ def standbys_warm(cfg: Config, view: RegistryView, rings: list[str]) -> bool:
             if any(lag > cfg.server.in_sync_lag for lag in lags.values()):
                 return False
     return True
+
+
+def end_offsets(cfg: Config, topic: str) -> dict[int, int]:
+    """Each partition's end offset of ``topic`` now."""
+    consumer = clients.consumer(cfg, f"bench-ends-{uuid.uuid4().hex[:8]}")
+    try:
+        return {
+            p: int(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1])
+            for p in range(cfg.topics.partitions)
+        }
+    finally:
+        consumer.close()
+
+
+def records_to_end(cfg: Config, topic: str, timeout: float = 300.0) -> Iterator[Any]:
+    """Every record of ``topic`` from offset zero to its end as of the call, in
+    partition order (partitions interleaved)."""
+    ends = end_offsets(cfg, topic)
+    consumer = clients.consumer(cfg, f"bench-read-{uuid.uuid4().hex[:8]}")
+    consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+    got = dict.fromkeys(ends, 0)
+    deadline = time.monotonic() + timeout
+    try:
+        while any(got[p] < end for p, end in ends.items()):
+            if time.monotonic() > deadline:
+                raise PegasusError(f"bench: {topic} not read to its end in {timeout:.0f}s")
+            msgs: list[Any] = consumer.consume(5000, timeout=1.0)
+            for msg in msgs:
+                if msg.error() is None:
+                    got[int(msg.partition())] = int(msg.offset()) + 1
+                    yield msg
+    finally:
+        consumer.close()

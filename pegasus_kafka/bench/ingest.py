@@ -21,7 +21,7 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
-from pegasus_kafka.bench.fleet import bench_config
+from pegasus_kafka.bench.fleet import bench_config, end_offsets
 from pegasus_kafka.bench.latency import measure_latency
 from pegasus_kafka.bench.quix import quix_rate
 from pegasus_kafka.collector.collector import Collector
@@ -48,20 +48,6 @@ def produce_history(cfg: Config, first_scan: int, scans: int) -> int:
         col.flush(120)
         samples += col.sent_points
     return samples
-
-
-def _end_offsets(cfg: Config) -> dict[tuple[str, int], int]:
-    consumer = clients.consumer(cfg, f"bench-probe-{uuid.uuid4().hex}")
-    try:
-        out = {}
-        for p in range(cfg.topics.partitions):
-            _low, high = consumer.get_watermark_offsets(
-                TopicPartition(cfg.scan_topic, p), timeout=10
-            )
-            out[(cfg.scan_topic, p)] = int(high)
-        return out
-    finally:
-        consumer.close()
 
 
 def _raw_consume(cfg: Config, ends: dict[tuple[str, int], int]) -> float:
@@ -132,7 +118,7 @@ def run_ingest(cfg: Config, quick: bool) -> dict[str, Any]:
         bcfg = bench_config(cfg, points, workdir, code=99, seed=7)
         ensure_topics(bcfg)
         samples = produce_history(bcfg, 1_000_000, scans)
-        ends = _end_offsets(bcfg)
+        ends = {(bcfg.scan_topic, p): e for p, e in end_offsets(bcfg, bcfg.scan_topic).items()}
         raw_s = _raw_consume(bcfg, ends)
         ring_s = _ring_ingest(bcfg, ends, timeout=600)
         scan_bytes = _compacted_bytes(bcfg)

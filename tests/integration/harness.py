@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -113,6 +115,23 @@ def produce_site(cfg: Config, scans: range) -> list[Collector]:
         col.flush(60)
         out.append(col)
     return out
+
+
+def cli_env(cfg: Config, tmp_path: Path, extra_toml: str = "") -> dict[str, str]:
+    """The environment an operator would give a ``pegasus`` process or an example:
+    a config file of the test's settings, its broker, topics and data directory."""
+    config = tmp_path / "pegasus.toml"
+    config.write_text(
+        f"[topics]\npartitions = {cfg.topics.partitions}\n"
+        f"[server]\nheartbeat_s = {cfg.server.heartbeat_s}\n{extra_toml}"
+    )
+    return dict(
+        os.environ,
+        PEGASUS_CONFIG=str(config),
+        PEGASUS_KAFKA_BOOTSTRAP=cfg.kafka.bootstrap,
+        PEGASUS_TOPIC_PREFIX=cfg.kafka.topic_prefix,
+        PEGASUS_DATA_DIR=cfg.store.data_dir,
+    )
 
 
 def end_offsets(cfg: Config) -> dict[str, int]:

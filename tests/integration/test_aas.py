@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import os
 import signal
 import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -19,12 +17,13 @@ import pytest
 
 from pegasus_kafka.aas.runner import AppRunner
 from pegasus_kafka.aas.truth import analog_truth, status_truth
+from pegasus_kafka.cli.common import pegasus_command
 from pegasus_kafka.client import PegasusClient
 from pegasus_kafka.config import Config
 from pegasus_kafka.downstream import ExceptionStream
 from pegasus_kafka.errors import QueryError
 from tests.helpers import wait_for
-from tests.integration.harness import produce_site, start_ring, wait_caught_up
+from tests.integration.harness import cli_env, produce_site, start_ring, wait_caught_up
 
 FIRST = 7000
 PERIOD = 1000
@@ -261,27 +260,8 @@ def test_kill_9_mid_stream_then_restart_loses_and_repeats_nothing(
     cfg = _config(cfg)
     half, last = FIRST + 20, FIRST + 45
     produce_site(cfg, range(FIRST, half + 1))
-    env = dict(
-        os.environ,
-        PEGASUS_KAFKA_BOOTSTRAP=cfg.kafka.bootstrap,
-        PEGASUS_TOPIC_PREFIX=cfg.kafka.topic_prefix,
-        PEGASUS_DATA_DIR=cfg.store.data_dir,
-        PEGASUS_CONFIG=str(tmp_path / "pegasus.toml"),
-    )
-    (tmp_path / "pegasus.toml").write_text(
-        f"[topics]\npartitions = {cfg.topics.partitions}\n[aas]\ncheckpoint_s = 0.5\n"
-    )
-    command = [
-        sys.executable,
-        "-m",
-        "pegasus_kafka.cli.main",
-        "aas",
-        "run",
-        "--ring",
-        "k",
-        "--app",
-        "analog",
-    ]
+    env = cli_env(cfg, tmp_path, "[aas]\ncheckpoint_s = 0.5\n")
+    command = pegasus_command(None, "aas", "run", "--ring", "k", "--app", "analog")
     down = Downstream(cfg, "analog")
     proc = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     try:

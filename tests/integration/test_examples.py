@@ -3,39 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+from pegasus_kafka.cli.common import pegasus_command
 from pegasus_kafka.collector.sources import SimSource
 from pegasus_kafka.config import Config
 from pegasus_kafka.schema import PRIMARY
-from tests.integration.harness import produce_site, start_ring, wait_caught_up
+from tests.integration.harness import cli_env, produce_site, start_ring, wait_caught_up
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _env(cfg: Config, tmp_path: Path) -> dict[str, str]:
-    """The environment an operator would give the examples: the system's own config."""
-    config = tmp_path / "pegasus.toml"
-    config.write_text(
-        f"[topics]\npartitions = {cfg.topics.partitions}\n"
-        f"[server]\nheartbeat_s = {cfg.server.heartbeat_s}\n"
-    )
-    return dict(
-        os.environ,
-        PEGASUS_CONFIG=str(config),
-        PEGASUS_KAFKA_BOOTSTRAP=cfg.kafka.bootstrap,
-        PEGASUS_TOPIC_PREFIX=cfg.kafka.topic_prefix,
-    )
 
 
 def test_examples_consume_frames_and_query_current(cfg: Config, tmp_path: Path) -> None:
     produce_site(cfg, range(6000, 6003))
     done = subprocess.run(
         [sys.executable, str(REPO / "examples/consume_frames.py"), "--max", "5"],
-        env=_env(cfg, tmp_path),
+        env=cli_env(cfg, tmp_path),
         capture_output=True,
         text=True,
         timeout=120,
@@ -50,7 +35,7 @@ def test_examples_consume_frames_and_query_current(cfg: Config, tmp_path: Path) 
         ikey = int(SimSource(cfg.sites[0], "ems-a", PRIMARY).field.ikeys[0])
         done = subprocess.run(
             [sys.executable, str(REPO / "examples/query_current.py"), str(ikey)],
-            env=_env(cfg, tmp_path),
+            env=cli_env(cfg, tmp_path),
             capture_output=True,
             text=True,
             timeout=120,
@@ -62,7 +47,7 @@ def test_examples_consume_frames_and_query_current(cfg: Config, tmp_path: Path) 
         script = str(REPO / "examples/query_matrix.py")
         done = subprocess.run(
             [sys.executable, script, "6000000", "6003000", "1000", *keys],
-            env=_env(cfg, tmp_path),
+            env=cli_env(cfg, tmp_path),
             capture_output=True,
             text=True,
             timeout=120,
@@ -80,20 +65,9 @@ def test_consume_exceptions_from_an_application_started_by_the_cli(
 ) -> None:
     cfg = cfg.with_overrides(sites=(dataclasses.replace(cfg.sites[0], excursion_rate=2_000_000.0),))
     produce_site(cfg, range(6000, 6020))
-    env = _env(cfg, tmp_path)
-    env["PEGASUS_DATA_DIR"] = str(tmp_path / "data")
+    env = cli_env(cfg, tmp_path)
     app = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pegasus_kafka.cli.main",
-            "aas",
-            "run",
-            "--ring",
-            "ex",
-            "--app",
-            "status",
-        ],
+        pegasus_command(None, "aas", "run", "--ring", "ex", "--app", "status"),
         env=env,
         stderr=subprocess.PIPE,
         text=True,
