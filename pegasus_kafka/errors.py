@@ -94,6 +94,13 @@ class StoreError(PegasusError):
     hint = "move the store directory aside; the ring rebuilds it by replay or snapshot"
 
 
+class StoreClosed(StoreError):
+    """A partition's store closed (its partition moved or the server stopped)
+    while work on it was staged; the work is redone by the next owner."""
+
+    hint = "nothing to do: the partition's next owner redoes the work"
+
+
 class NotInSync(PegasusError):
     """The ring answering is still syncing and refuses to serve partial data."""
 

@@ -356,7 +356,7 @@ class Queries:
             owned = sorted(srv.parts.items())
         out = {}
         for (t, p), mat in owned:
-            offset, recorded, scanned = mat.store.scan_digest(mat.lock)
+            offset, recorded, scanned = mat.scan_digest()
             out[f"{t}:{p}"] = {
                 "applied_offset": offset,
                 "digest": f"{recorded:016x}",

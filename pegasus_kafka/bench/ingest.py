@@ -30,9 +30,8 @@ from pegasus_kafka.config import Config
 from pegasus_kafka.kafka import clients
 from pegasus_kafka.kafka.registry import RegistryWriter
 from pegasus_kafka.kafka.topics import ensure_topics
-from pegasus_kafka.ring.scan import COLUMN_FAMILIES, ScanPartition
+from pegasus_kafka.ring.scan import COLUMN_FAMILIES, ScanPartition, open_store
 from pegasus_kafka.ring.server import RingServer
-from pegasus_kafka.ring.store import PartitionStore
 from pegasus_kafka.schema import BACKUP, PRIMARY
 
 
@@ -96,11 +95,9 @@ def _compacted_bytes(cfg: Config) -> int:
     total = 0
     st = cfg.store
     for path in Path(cfg.store.data_dir).glob(f"*/*/{cfg.scan_topic}-*"):
-        part = ScanPartition(
-            PartitionStore(path, COLUMN_FAMILIES), st.seal_samples, st.seal_span_ms
-        )
-        if part.seal_due:  # the server stopped before the seal the last record made due
-            part.seal()
+        part = ScanPartition(open_store(path), st.seal_samples, st.seal_span_ms)
+        while part.seal():  # the server stopped before sealing every frozen head
+            pass
         store = part.store
         store.db.flush()
         for name in (*COLUMN_FAMILIES, "meta"):

@@ -36,8 +36,7 @@ from pegasus_kafka.kafka.topics import ensure_topics
 from pegasus_kafka.keys import partitions_of
 from pegasus_kafka.ring.health import live_servers, ring_serving
 from pegasus_kafka.ring.lifecycle import add_ring
-from pegasus_kafka.ring.scan import COLUMN_FAMILIES, ScanPartition
-from pegasus_kafka.ring.store import PartitionStore
+from pegasus_kafka.ring.scan import ScanPartition, open_store
 from pegasus_kafka.schema import ANALOG, PRIMARY, Frame
 
 DAY_MS = 86_400_000
@@ -57,9 +56,7 @@ def _series(t0: int, t1: int, period: int) -> tuple[np.ndarray, np.ndarray]:
 def _load(store_dir: Path, cfg: Config, ikey: int, t0: int, t1: int, period: int) -> int:
     """Bulk-load ikey's primary-host history in year-sized pieces; returns samples."""
     st = cfg.store
-    part = ScanPartition(
-        PartitionStore(store_dir, COLUMN_FAMILIES), st.seal_samples, st.seal_span_ms
-    )
+    part = ScanPartition(open_store(store_dir), st.seal_samples, st.seal_span_ms)
     host = cfg.sites[0].hosts[0].name
     loaded = 0
     try:

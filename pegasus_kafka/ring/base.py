@@ -28,15 +28,12 @@ class ApplyResult:
 class Materialiser:
     """One partition's RDS in its store; subclasses apply one atomic batch.
 
-    A materialiser may need to reorganise its store after a given record (the
-    scan partition seals its head into blocks). That point is a function of
-    the records alone. :meth:`apply_until_seal` stops right there, so a server
-    can make every partition's new records visible before it spends time on
-    seals; :meth:`seal` then does it in a batch of its own at the same offset.
+    A materialiser may reorganise its store after given records (the scan
+    partition seals its head into blocks). Where that falls due is a function
+    of the records alone; when it is done is not, and must not change what
+    rings compare: :meth:`ingest` applies records and leaves due work
+    pending, :meth:`seal` does one piece of it, on any thread.
     """
-
-    #: a seal falls due after the last record applied; it must run before the next
-    seal_due = False
 
     def __init__(self, store: PartitionStore) -> None:
         self.store = store
@@ -44,43 +41,35 @@ class Materialiser:
 
     def apply(self, records: list[Record]) -> ApplyResult:
         """Apply records (offset, key, value) in offset order, sealing in place."""
-        result = ApplyResult()
-        while records:
-            done, part = self.apply_until_seal(records)
-            result.merge(part)
-            records = records[done:]
-        if self.seal_due:
-            self.seal()
+        result = self.ingest(records)
+        while self.seal():
+            pass
         return result
 
-    def apply_until_seal(self, records: list[Record]) -> tuple[int, ApplyResult]:
-        """Apply records in offset order until a seal falls due: (records applied, result).
-
-        They are committed in batches cut at the store's digest checkpoints,
-        so every ring records its digest at the same offsets. A seal still due
-        (after a restart) is done first.
-        """
-        if self.seal_due:
-            self.seal()
+    def ingest(self, records: list[Record]) -> ApplyResult:
+        """Apply records in offset order, committed in batches cut at the store's
+        digest checkpoints, so every ring records its digest at the same offsets.
+        Seals that fall due stay pending (:meth:`pending_seals`)."""
         result = ApplyResult()
-        done = 0
         for chunk in split_at_checkpoints(records, self.store.checkpoint_every):
-            if not chunk:
-                continue
-            n, part = self._apply_batch(chunk)
-            result.merge(part)
-            done += n
-            if n < len(chunk):
-                break
-        return done, result
+            if chunk:
+                result.merge(self._apply_batch(chunk))
+        return result
 
-    def _apply_batch(self, records: list[Record]) -> tuple[int, ApplyResult]:
-        """Apply and commit a prefix of ``records`` (all, unless a seal falls due)."""
+    def _apply_batch(self, records: list[Record]) -> ApplyResult:
+        """Apply and commit ``records`` in one batch."""
         raise NotImplementedError
 
-    def seal(self) -> None:
-        """Do the seal that fell due, in its own batch at the applied offset."""
-        self.seal_due = False
+    def pending_seals(self) -> int:
+        return 0
+
+    def seal(self) -> bool:
+        """Do one pending seal; False when none is pending."""
+        return False
+
+    def scan_digest(self) -> tuple[int, int, int]:
+        """(applied offset, recorded digest, digest recomputed from disk)."""
+        return self.store.scan_digest(self.lock)
 
     @staticmethod
     def _skip(batch: Batch, result: ApplyResult, offset: int, reason: str) -> None:

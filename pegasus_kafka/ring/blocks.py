@@ -8,7 +8,10 @@ about a byte a sample. Otherwise it stores XOR-ed float64 bit patterns. Both
 paths are exact: decoding gives back the same bits.
 
 Columns are byte-shuffled (all first bytes, then all second bytes, ...)
-before one zstd pass, so slowly moving numbers become long runs.
+before one zstd pass, so slowly moving numbers become long runs. Blocks of
+fewer than ``RAW_BELOW`` samples skip that pass: zstd gains little on a few
+dozen bytes, and RocksDB compresses them together with their neighbours,
+which are the same point's other blocks.
 """
 
 from __future__ import annotations
@@ -27,6 +30,22 @@ VERSION = 1
 # magic, version, mode, scale, width, has_changes, n, t0
 _HEADER = struct.Struct("<2sBBbBBIq")
 MODE_FLOAT, MODE_DECIMAL = 0, 1
+#: mode flag: the body is stored as it is, not zstd-compressed
+F_RAW = 0x80
+RAW_BELOW = 64
+_HEADER_DTYPE = np.dtype(
+    [
+        ("magic", "S2"),
+        ("version", "u1"),
+        ("mode", "u1"),
+        ("scale", "i1"),
+        ("width", "u1"),
+        ("has_changes", "u1"),
+        ("n", "<u4"),
+        ("t0", "<i8"),
+    ]
+)
+assert _HEADER_DTYPE.itemsize == _HEADER.size
 _MAX_EXACT = 2.0**52
 
 _local = threading.local()
@@ -65,15 +84,23 @@ def _unshuffle(data: bytes, dtype: str, n: int) -> np.ndarray:
     return np.frombuffer(data, np.uint8).reshape(size, n).T.copy().view(dtype).reshape(n)
 
 
-def _grouped_shuffle(a: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> bytes:
+def _grouped_shuffle(a: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Byte-shuffle each group of 8-byte values on its own, for all groups at once."""
     n = len(a)
-    gid = np.repeat(np.arange(len(starts)), counts)
-    pos = np.arange(n) - starts[gid]
-    dest = (starts[gid] * 8)[:, None] + np.arange(8)[None, :] * counts[gid][:, None] + pos[:, None]
+    step = np.repeat(counts, counts)
+    # Byte j of value i goes to 8 * start + j * count + (i - start).
+    base = np.arange(n, dtype=np.int64) + 7 * np.repeat(starts, counts)
+    dest = base[:, None] + np.arange(8)[None, :] * step[:, None]
     out = np.empty(n * 8, np.uint8)
     out[dest.ravel()] = np.ascontiguousarray(a).view(np.uint8)
-    return out.tobytes()
+    return out
+
+
+def _place(buf: np.ndarray, column: np.ndarray, dest: np.ndarray, counts: np.ndarray) -> None:
+    """Copy a group-contiguous byte column into ``buf``, group g's bytes from ``dest[g]`` on."""
+    n = len(column)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+    buf[np.arange(n, dtype=np.int64) + np.repeat(dest - starts, counts)] = column
 
 
 def _within_group_delta(a: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -132,26 +159,36 @@ def encode_many(s: Samples, starts: np.ndarray) -> list[bytes]:
     since_first = times - times[starts][gid]
     time_bytes = _grouped_shuffle(_within_group_delta(since_first, starts), starts, counts)
     value_bytes = _grouped_shuffle(values, fstarts, fcounts)
-    quality = s.quality.astype(np.uint8).tobytes()
-    role = s.role.astype(np.uint8).tobytes()
-    changes = None if s.changes is None else s.changes.astype(np.uint8).tobytes()
+    has_changes = s.changes is not None
+    # Every block laid out in one buffer: header, times, values, quality,
+    # role and transitions, so a block is one slice.
+    row = 8 + 8 * width + 2 + int(has_changes)
+    sizes = _HEADER.size + counts * row
+    region = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
+    body = region + _HEADER.size
+    raw = counts < RAW_BELOW
+    header = np.zeros(len(starts), _HEADER_DTYPE)
+    header["magic"], header["version"] = MAGIC, VERSION
+    header["mode"] = np.where(scale >= 0, MODE_DECIMAL, MODE_FLOAT) | np.where(raw, F_RAW, 0)
+    header["scale"] = np.maximum(scale, 0)
+    header["width"], header["has_changes"] = width, int(has_changes)
+    header["n"], header["t0"] = counts, times[starts]
+    buf = np.empty(int(sizes.sum()), np.uint8)
+    h = np.full(len(starts), _HEADER.size, np.int64)
+    _place(buf, header.view(np.uint8), region, h)
+    _place(buf, time_bytes, body, 8 * counts)
+    _place(buf, value_bytes, body + 8 * counts, 8 * width * counts)
+    after = body + (8 + 8 * width) * counts
+    _place(buf, s.quality.astype(np.uint8), after, counts)
+    _place(buf, s.role.astype(np.uint8), after + counts, counts)
+    if s.changes is not None:
+        _place(buf, s.changes.astype(np.uint8), after + 2 * counts, counts)
+    data = buf.tobytes()
+    ends = (region + sizes).tolist()
     cctx = _cctx()
     out = []
-    for g, (a, c) in enumerate(zip(starts.tolist(), counts.tolist(), strict=True)):
-        k = int(scale[g])
-        mode = MODE_DECIMAL if k >= 0 else MODE_FLOAT
-        header = _HEADER.pack(
-            MAGIC, VERSION, mode, max(k, 0), width, int(changes is not None), c, int(times[a])
-        )
-        parts = [
-            time_bytes[8 * a : 8 * (a + c)],
-            value_bytes[8 * a * width : 8 * (a + c) * width],
-            quality[a : a + c],
-            role[a : a + c],
-        ]
-        if changes is not None:
-            parts.append(changes[a : a + c])
-        out.append(header + cctx.compress(b"".join(parts)))
+    for a, b, e, is_raw in zip(region.tolist(), body.tolist(), ends, raw.tolist(), strict=True):
+        out.append(data[a:e] if is_raw else data[a:b] + cctx.compress(data[b:e]))
     return out
 
 
@@ -166,7 +203,11 @@ def decode(blob: bytes) -> Samples:
         raise StoreError("block too short for its header") from None
     if magic != MAGIC or version != VERSION:
         raise StoreError(f"unknown block format {magic!r} v{version}")
-    body = _dctx().decompress(blob[_HEADER.size :])
+    try:
+        body = blob[_HEADER.size :] if mode & F_RAW else _dctx().decompress(blob[_HEADER.size :])
+    except zstandard.ZstdError as exc:
+        raise StoreError(f"block body does not decompress: {exc}") from None
+    mode &= ~F_RAW
     nv = n * width
     sizes = [8 * n, 8 * nv, n, n, n if has_changes else 0]
     if len(body) != sum(sizes):

@@ -23,3 +23,9 @@ def series_prefix(dtype: int, ikey: int, host: int) -> bytes:
 
 def block_day(key: bytes) -> int:
     return int(_BLOCK_KEY.unpack(key)[3])
+
+
+def parse_block_key(key: bytes) -> tuple[int, int, int, int, int]:
+    """(data type, ikey, host, day, seal) of a block key."""
+    dtype, ikey, host, day, seal = _BLOCK_KEY.unpack(key)
+    return int(dtype), (int(ikey) - _SIGN), int(host), int(day), int(seal)

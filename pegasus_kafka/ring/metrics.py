@@ -22,6 +22,13 @@ BATCH = Histogram(
     ["ring"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+SEAL = Histogram(
+    "pegasus_ring_seal_seconds",
+    "Time to seal one frozen head into blocks",
+    ["ring"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+SEAL_ERRORS = Counter("pegasus_ring_seal_errors", "Seals that failed", ["ring"])
 
 
 def observe_batch(

@@ -39,7 +39,7 @@ class RecordPartition(Materialiser):
     def _stage(self, batch: Batch, offset: int, rec: dict[str, Any], value: bytes) -> bool:
         raise NotImplementedError
 
-    def _apply_batch(self, records: list[Record]) -> tuple[int, ApplyResult]:
+    def _apply_batch(self, records: list[Record]) -> ApplyResult:
         result = ApplyResult()
         with self.lock:
             batch = self.store.begin()
@@ -55,7 +55,7 @@ class RecordPartition(Materialiser):
                     result.duplicates += 1
             batch.put_state(K_STATE, json.dumps(self.state, sort_keys=True).encode())
             self.store.commit(batch, records[-1][0] + 1)
-        return len(records), result
+        return result
 
 
 class EventPartition(RecordPartition):
@@ -161,7 +161,7 @@ class ExceptionPartition(RecordPartition):
         self.RECORD = record
         self._staged: set[bytes] = set()
 
-    def _apply_batch(self, records: list[Record]) -> tuple[int, ApplyResult]:
+    def _apply_batch(self, records: list[Record]) -> ApplyResult:
         self._staged.clear()
         return super()._apply_batch(records)
 

@@ -2,20 +2,32 @@
 
 Layout of the partition's store:
 
-``frames``  offset -> the frame's Avro bytes, for frames not yet sealed (the head)
-``blocks``  data type | ikey | host id | UTC day | seal number -> compressed block
-``skips``   offset -> why a record was skipped (so the digest covers the skip)
-``meta``    applied offset, digest, and this module's state (hosts, dedup, current)
+``frames``     offset -> the frame's Avro bytes, for frames not yet sealed
+``blocks``     data type | ikey | host id | UTC day | seal number -> compressed block
+``summaries``  the same key -> hourly summaries of the block (large blocks only)
+``skips``      offset -> why a record was skipped (so the digest covers the skip)
+``meta``       applied offset, digest, and this module's state (hosts, dedup,
+               generations, current values as of the last seal)
 
 Frames land in the head first: that write is one put per frame, whatever the
 number of points, which keeps ingest cheap. When the head holds
-``seal_samples`` samples, or spans ``seal_span_ms`` of scan time, it is sealed:
-its samples are regrouped per (point, host, day) into blocks and the head is
-deleted, in the same batch. Both thresholds look only at record content, so
-every ring seals at the same offsets and holds the same keys.
+``seal_samples`` samples, or spans ``seal_span_ms`` of scan time, it is frozen
+into a generation and a new head begins. Both thresholds look only at record
+content, so every ring freezes at the same offsets and numbers the same
+generations. Sealing a generation regroups its samples per (point, host, day)
+into blocks and deletes its frames, in one batch. It runs whenever a sealer
+gets to it (a thread of the server, or inline): the digest covers samples,
+not the blocks that hold them (:mod:`pegasus_kafka.ring.content`), so a
+sample counts the same in a frame and in a block, and when a seal commits
+changes nothing a ring can be compared on. Queries read frozen generations
+like the head until their seal commits.
 
 Host ids number the (site, host) pairs in the order the partition first saw
 them, which is the same on every ring.
+
+Format 2 digests samples. A format-1 store (frames and blocks digested as
+key-values) is migrated when opened: its digest is recomputed from its
+content and its old digest checkpoints are dropped.
 """
 
 from __future__ import annotations
@@ -23,22 +35,26 @@ from __future__ import annotations
 import json
 import logging
 import struct
+import threading
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pegasus_kafka.errors import MalformedRecord
+from pegasus_kafka.errors import MalformedRecord, StoreClosed, StoreError
 from pegasus_kafka.kafka.messages import Record
-from pegasus_kafka.ring import blocks, rollup, trend
+from pegasus_kafka.ring import blocks, content, rollup, trend
 from pegasus_kafka.ring.base import ApplyResult, Materialiser
 from pegasus_kafka.ring.blocks import Samples
 from pegasus_kafka.ring.current import CurrentTable
-from pegasus_kafka.ring.layout import DAY_MS, block_day, block_key, series_prefix
-from pegasus_kafka.ring.store import Batch, PartitionStore, kv_hash, raw_items, u64
+from pegasus_kafka.ring.layout import DAY_MS, block_day, block_key, parse_block_key, series_prefix
+from pegasus_kafka.ring.store import MASK, Batch, PartitionStore, kv_hash, raw_items, u64
 from pegasus_kafka.schema import LIMIT, STATUS, Frame, decode_frame
 
 log = logging.getLogger(__name__)
 
+FORMAT = 2
 COLUMN_FAMILIES = ("frames", "blocks", "summaries", "skips")
 K_STATE = b"scan_state"
 
@@ -47,10 +63,27 @@ def width_of(dtype: int) -> int:
     return 4 if dtype == LIMIT else 1
 
 
+def open_store(path: Path, sync: bool = False, checkpoint_every: int = 1000) -> PartitionStore:
+    """A scan partition's store, in (or migrating to) this module's format."""
+    return PartitionStore(path, COLUMN_FAMILIES, sync, checkpoint_every, format_version=FORMAT)
+
+
+@dataclass
+class Generation:
+    """A frozen head: its seal number, frames, and current values after its last frame."""
+
+    seq: int
+    frames: list[tuple[int, Frame]]
+    end: int  # the offset after its last frame
+    current: list[bytes]
+
+
 class ScanPartition(Materialiser):
     """One scan-topic partition's RDS; all methods are safe across threads."""
 
     def __init__(self, store: PartitionStore, seal_samples: int, seal_span_ms: int) -> None:
+        if store.format_version != FORMAT:
+            raise ValueError("open a scan partition's store with scan.open_store")
         super().__init__(store)
         self.seal_samples = seal_samples
         self.seal_span_ms = seal_span_ms
@@ -65,17 +98,38 @@ class ScanPartition(Materialiser):
             snap = store.state(b"current/%d" % t)
             if snap:
                 self.current[t] = CurrentTable.from_bytes(snap, width_of(t))
-        # Unsealed frames: (offset, frame, digest term of its stored bytes).
-        self.head: list[tuple[int, Frame, int]] = []
+        #: frozen generations waiting for their seal, oldest first
+        self.frozen: list[Generation] = []
+        self._seal_lock = threading.Lock()
+        self.head: list[tuple[int, Frame]] = []
         self.head_samples = 0
         self.head_span = (0, 0)  # (earliest, latest) scan time in the head
-        # Rebuild the in-memory head (and current values past the last seal)
-        # from the frames the store still holds, in offset order.
-        for key, value in raw_items(store.cf("frames").items()):
+        self._rebuild([(seq, end) for seq, end in state.get("frozen", [])])
+        if store.upgrade_from is not None:
+            self._migrate(store.upgrade_from)
+
+    def _rebuild(self, frozen: list[tuple[int, int]]) -> None:
+        """Rebuild the frozen generations, the head and the current values past
+        the last seal from the frames the store still holds, in offset order."""
+        for key, value in raw_items(self.store.cf("frames").items()):
             offset = struct.unpack(">Q", key)[0]
-            self._add_to_head(offset, decode_frame(value), kv_hash("frames", key, value))
-        # A crash between a batch and the seal it made due leaves the seal to do.
-        self.seal_due = self._should_seal()
+            while frozen and offset >= frozen[0][1]:
+                seq, end = frozen.pop(0)
+                self._freeze(end, seq)
+            self._add_to_head(offset, decode_frame(value))
+        for seq, end in frozen:
+            self._freeze(end, seq)
+        # A format-1 store holds a head that was due when it stopped.
+        if self._should_seal():
+            self.seal_seq += 1
+            self._freeze(self.store.applied_offset, self.seal_seq)
+
+    def _migrate(self, version: int) -> None:
+        if version != 1:
+            raise ValueError(f"no migration from scan store format {version}")
+        _, _, digest = self.scan_digest()
+        self.store.set_format_version(digest)
+        log.info("scan store migrated path=%s from=%d to=%d", self.store.path, version, FORMAT)
 
     # -- ingest -----------------------------------------------------------------
 
@@ -86,14 +140,22 @@ class ScanPartition(Materialiser):
         self.periods[name] = frame.scan_period_ms
         return self.hosts.index(name)
 
-    def _add_to_head(self, offset: int, frame: Frame, term: int) -> None:
+    def _add_to_head(self, offset: int, frame: Frame) -> int:
         host_id = self._host_id(frame)
         t = frame.scan_time_ms
         first, last = self.head_span if self.head else (t, t)
         self.head_span = (min(first, t), max(last, t))
-        self.head.append((offset, frame, term))
+        self.head.append((offset, frame))
         self.head_samples += frame.count
         self.current[frame.data_type].update(frame, host_id)
+        return host_id
+
+    def _freeze(self, end: int, seq: int) -> None:
+        """Turn the head into generation ``seq``; a new head begins at ``end``."""
+        current = [table.to_bytes() for table in self.current]
+        self.frozen.append(Generation(seq, self.head, end, current))
+        self.head = []
+        self.head_samples = 0
 
     def _is_duplicate(self, frame: Frame) -> bool:
         # Per host and data type, a partition receives frames in (seq, chunk)
@@ -111,13 +173,11 @@ class ScanPartition(Materialiser):
             return True
         return bool(self.head) and self.head_span[1] - self.head_span[0] >= self.seal_span_ms
 
-    def _apply_batch(self, records: list[Record]) -> tuple[int, ApplyResult]:
-        """Apply records until the head is due for a seal; commit what was applied."""
+    def _apply_batch(self, records: list[Record]) -> ApplyResult:
         result = ApplyResult()
-        done = len(records)
         with self.lock:
             batch = self.store.begin()
-            for i, (offset, _key, value) in enumerate(records):
+            for offset, _key, value in records:
                 try:
                     frame = decode_frame(value)
                 except MalformedRecord as exc:
@@ -126,34 +186,52 @@ class ScanPartition(Materialiser):
                 if self._is_duplicate(frame):
                     result.duplicates += 1
                     continue
-                term = batch.put("frames", u64(offset), value or b"")
-                self._add_to_head(offset, frame, term)
+                batch.put_raw("frames", u64(offset), value or b"")
+                host_id = self._add_to_head(offset, frame)
+                batch.add(content.frame_term(frame, self.hosts[host_id]))
                 result.applied += 1
                 result.samples += frame.count
                 if self._should_seal():
-                    self.seal_due = True
+                    self.seal_seq += 1
+                    self._freeze(offset + 1, self.seal_seq)
                     result.sealed = True
-                    done = i + 1
-                    break
             batch.put_state(K_STATE, self._state_bytes())
-            self.store.commit(batch, records[done - 1][0] + 1)
-        return done, result
+            self.store.commit(batch, records[-1][0] + 1)
+        return result
 
-    def seal(self) -> None:
-        """Seal the head in a batch of its own, at the offset that made it due.
-
-        While a seal is due nothing else changes this partition (its records
-        wait), so the blocks are encoded without the lock and queries keep
-        reading the head meanwhile; the lock is taken only to write the batch
-        and drop the head.
-        """
-        batch = self.store.begin()
-        self._encode_head(batch, self.seal_seq + 1)
+    def pending_seals(self) -> int:
         with self.lock:
-            self._drop_head(batch)
-            batch.put_state(K_STATE, self._state_bytes())
-            self.store.commit(batch, self.store.applied_offset)
-            self.seal_due = False
+            return len(self.frozen)
+
+    def seal(self) -> bool:
+        """Seal the oldest frozen generation; False when there is none (or the
+        store has closed). Encoding runs outside the partition's lock, so ingest
+        and queries go on meanwhile; the lock is held only to write the batch."""
+        with self._seal_lock:
+            with self.lock:
+                if not self.frozen or self.store.closed:
+                    return False
+                gen = self.frozen[0]
+                hosts = list(self.hosts)
+                batch = self.store.begin()
+            try:
+                for dtype in range(4):
+                    frames = [f for _, f in gen.frames if f.data_type == dtype]
+                    if frames:
+                        self._seal_type(batch, dtype, frames, hosts, gen.seq)
+                for offset, _ in gen.frames:
+                    batch.delete_raw("frames", u64(offset))
+                for t, table in enumerate(gen.current):
+                    batch.put_state(b"current/%d" % t, table)
+            except StoreClosed:
+                return False
+            with self.lock:
+                if self.store.closed:
+                    return False
+                self.frozen.pop(0)
+                batch.put_state(K_STATE, self._state_bytes())
+                self.store.commit(batch, self.store.applied_offset)
+            return True
 
     def _state_bytes(self) -> bytes:
         state = {
@@ -161,28 +239,14 @@ class ScanPartition(Materialiser):
             "periods": self.periods,
             "dedup": self.dedup,
             "seal_seq": self.seal_seq,
+            "frozen": [[g.seq, g.end] for g in self.frozen],
         }
         return json.dumps(state, sort_keys=True).encode()
 
-    def _encode_head(self, batch: Batch, seal_seq: int) -> None:
-        """Stage the head's samples as per-(point, host, day) blocks of seal ``seal_seq``."""
-        for dtype in range(4):
-            frames = [f for _, f, _ in self.head if f.data_type == dtype]
-            if frames:
-                self._seal_type(batch, dtype, frames, seal_seq)
-
-    def _drop_head(self, batch: Batch) -> None:
-        """Complete a seal whose blocks are staged: delete the head's frames."""
-        self.seal_seq += 1
-        for offset, _, term in self.head:
-            batch.delete("frames", u64(offset), term)
-        for t in range(4):
-            batch.put_state(b"current/%d" % t, self.current[t].to_bytes())
-        self.head = []
-        self.head_samples = 0
-
-    def _seal_type(self, batch: Batch, dtype: int, frames: list[Frame], seal_seq: int) -> None:
-        cols = _columns(frames, [self.hosts.index(f"{f.site}/{f.host}") for f in frames])
+    def _seal_type(
+        self, batch: Batch, dtype: int, frames: list[Frame], hosts: list[str], seal_seq: int
+    ) -> None:
+        cols = _columns(frames, [hosts.index(f"{f.site}/{f.host}") for f in frames])
         day = cols["times"] // DAY_MS
         order = np.lexsort((cols["arrival"], cols["times"], day, cols["host"], cols["ikeys"]))
         ikeys, host, day = cols["ikeys"][order], cols["host"][order], day[order]
@@ -197,14 +261,13 @@ class ScanPartition(Materialiser):
             role=cols["role"][order],
             changes=cols["changes"][order] if dtype == STATUS else None,
         )
-        blobs = blocks.encode_many(ordered, starts)
-        summaries = rollup.summarise_many(ordered, starts) if dtype != LIMIT else None
-        for g, (a, blob) in enumerate(zip(starts.tolist(), blobs, strict=True)):
-            key = block_key(dtype, int(ikeys[a]), int(host[a]), int(day[a]), seal_seq)
-            batch.put("blocks", key, blob)
-            summary = summaries[g] if summaries is not None else None
-            if summary is not None:
-                batch.put("summaries", key, summary)
+        keys = [
+            block_key(dtype, k, h, d, seal_seq)
+            for k, h, d in zip(
+                ikeys[starts].tolist(), host[starts].tolist(), day[starts].tolist(), strict=True
+            )
+        ]
+        _stage_blocks(batch, dtype, ordered, starts, keys)
 
     def load_history(
         self,
@@ -247,15 +310,12 @@ class ScanPartition(Materialiser):
                 )
                 local = starts[first : first + days_per_batch] - a
                 batch = self.store.begin()
-                summaries = rollup.summarise_many(piece, local) if dtype != LIMIT else None
-                for g, (start, blob) in enumerate(
-                    zip(local.tolist(), blocks.encode_many(piece, local), strict=True)
-                ):
-                    key = block_key(dtype, ikey, host, int(day[a + start]), self.seal_seq)
-                    batch.put("blocks", key, blob)
-                    summary = summaries[g] if summaries is not None else None
-                    if summary is not None:
-                        batch.put("summaries", key, summary)
+                keys = [
+                    block_key(dtype, ikey, host, int(day[a + start]), self.seal_seq)
+                    for start in local.tolist()
+                ]
+                _stage_blocks(batch, dtype, piece, local, keys)
+                batch.add(content.block_term(dtype, self.hosts[host], ikey, piece))
                 batch.put_state(K_STATE, self._state_bytes())
                 self.store.commit(batch, self.store.applied_offset)
             self.current[dtype].update(frame, host)
@@ -285,17 +345,22 @@ class ScanPartition(Materialiser):
             found, _ = self.current[dtype].lookup(np.array([ikey], np.int64))
             return bool(found[0])
 
+    def view(self, dtype: int) -> tuple[list[str], list[Frame], Any]:
+        """(hosts, unsealed frames of ``dtype``, snapshot of the blocks) at one instant,
+        so a seal committing meanwhile neither hides nor doubles a sample."""
+        with self.lock:
+            frames = [f for g in self.frozen for _, f in g.frames if f.data_type == dtype]
+            frames += [f for _, f in self.head if f.data_type == dtype]
+            return list(self.hosts), frames, self.store.cf("blocks").snapshot()
+
     def history(self, dtype: int, ikey: int, t0: int, t1: int) -> dict[str, Samples]:
         """Raw samples of one point in [t0, t1], per host ("site/host")."""
-        with self.lock:
-            hosts = list(self.hosts)
-            head = [f for _, f, _ in self.head if f.data_type == dtype]
-            host_ids = [hosts.index(f"{f.site}/{f.host}") for f in head]
-        blocks_cf = self.store.cf("blocks")
+        hosts, unsealed, snap = self.view(dtype)
+        host_ids = [hosts.index(f"{f.site}/{f.host}") for f in unsealed]
         out: dict[str, Samples] = {}
         for host_id, name in enumerate(hosts):
-            parts = list(self._read_blocks(blocks_cf, dtype, ikey, host_id, t0, t1))
-            mine = [f for f, h in zip(head, host_ids, strict=True) if h == host_id]
+            parts = list(self._read_blocks(snap, dtype, ikey, host_id, t0, t1))
+            mine = [f for f, h in zip(unsealed, host_ids, strict=True) if h == host_id]
             parts.append(_head_samples(mine, ikey, dtype))
             merged = blocks.concat(parts)
             if len(merged):
@@ -308,6 +373,40 @@ class ScanPartition(Materialiser):
         :func:`pegasus_kafka.ring.trend.read`)."""
         return trend.read(self, dtype, ikey, t0, t1)
 
+    def scan_digest(self) -> tuple[int, int, int]:
+        """(applied offset, recorded digest, digest recomputed from what is on disk):
+        every sample in frames and blocks, and every skip (see
+        :mod:`pegasus_kafka.ring.content`)."""
+        with self.lock:
+            hosts = list(self.hosts)
+            snaps = {cf: self.store.cf(cf).snapshot() for cf in ("frames", "blocks", "skips")}
+            offset, recorded = self.store.applied_offset, self.store.digest
+        total = 0
+        for key, value in raw_items(snaps["skips"].items()):
+            total += kv_hash("skips", key, value)
+        for key, value in raw_items(snaps["frames"].items()):
+            try:
+                frame = decode_frame(value)
+            except MalformedRecord:
+                total += self._unreadable("frames", key, value)
+                continue
+            total += content.frame_term(frame, f"{frame.site}/{frame.host}")
+        for key, value in raw_items(snaps["blocks"].items()):
+            dtype, ikey, host, _, _ = parse_block_key(key)
+            try:
+                samples = blocks.decode(value)
+            except (StoreError, ValueError):
+                total += self._unreadable("blocks", key, value)
+                continue
+            total += content.block_term(dtype, hosts[host], ikey, samples)
+        del snaps
+        return offset, recorded, total & MASK
+
+    def _unreadable(self, cf: str, key: bytes, value: bytes) -> int:
+        """A digest term for damaged data: never a sample's, so the scan disagrees."""
+        log.error("unreadable entry path=%s cf=%s key=%s", self.store.path, cf, key.hex())
+        return kv_hash(cf, key, value)
+
     def _read_blocks(self, cf: Any, dtype: int, ikey: int, host: int, t0: int, t1: int) -> Any:
         prefix = series_prefix(dtype, ikey, host)
         it = cf.iter()
@@ -319,6 +418,20 @@ class ScanPartition(Materialiser):
                 break
             yield blocks.decode(it.value())
             it.next()
+
+
+def _stage_blocks(
+    batch: Batch, dtype: int, s: Samples, starts: np.ndarray, keys: list[bytes]
+) -> None:
+    """Stage runs of ``s`` (run g begins at ``starts[g]``) as blocks under ``keys``,
+    with their summaries; outside the digest, which counts the samples themselves."""
+    blobs = blocks.encode_many(s, starts)
+    summaries = rollup.summarise_many(s, starts) if dtype != LIMIT else None
+    for g, (key, blob) in enumerate(zip(keys, blobs, strict=True)):
+        batch.put_raw("blocks", key, blob)
+        summary = summaries[g] if summaries is not None else None
+        if summary is not None:
+            batch.put_raw("summaries", key, summary)
 
 
 def _columns(frames: list[Frame], host_ids: list[int]) -> dict[str, np.ndarray]:

@@ -42,15 +42,14 @@ from pegasus_kafka.ring.records import (
 )
 from pegasus_kafka.ring.scan import COLUMN_FAMILIES as SCAN_FAMILIES
 from pegasus_kafka.ring.scan import ScanPartition
+from pegasus_kafka.ring.scan import open_store as open_scan_store
+from pegasus_kafka.ring.sealer import Sealer
 from pegasus_kafka.ring.snapshot import bootstrap, snapshot_sources
 from pegasus_kafka.ring.standby import StandbyKeeper
 from pegasus_kafka.ring.store import PartitionStore
 from pegasus_kafka.schema import EXCEPTION_RECORDS, codec
 
 log = logging.getLogger(__name__)
-
-#: longest a due seal waits for the consumer to run dry, in seconds
-SEAL_DELAY_S = 1.0
 
 
 class RingServer:
@@ -64,9 +63,7 @@ class RingServer:
         self.lag: dict[tuple[str, int], int] = {}
         self.started_ms = now_ms()
         self.assigned_once = False
-        #: records of partitions whose head fell due for a seal, waiting for it
-        self._held: dict[tuple[str, int], list[Any]] = {}
-        self._due_since: float | None = None
+        self.sealer: Sealer | None = None
         self._in_sync = False
         self.stop_event = threading.Event()
         self.lock = threading.Lock()
@@ -107,9 +104,10 @@ class RingServer:
                 self.cfg, self.registry, self.ring, self.server_id, peer, topic, partition
             )
             bootstrap(sources, topic, partition, path, families)
-        store = PartitionStore(path, families, st.sync_writes, st.checkpoint_every)
         if topic == self.cfg.scan_topic:
-            return ScanPartition(store, st.seal_samples, st.seal_span_ms)
+            scan_store = open_scan_store(path, st.sync_writes, st.checkpoint_every)
+            return ScanPartition(scan_store, st.seal_samples, st.seal_span_ms)
+        store = PartitionStore(path, families, st.sync_writes, st.checkpoint_every)
         if topic == self.cfg.meta_topic:
             return MetaPartition(store)
         if topic == self.cfg.events_topic:
@@ -144,6 +142,8 @@ class RingServer:
                 offset,
                 source,
             )
+            if self.sealer is not None and mat.pending_seals():
+                self.sealer.offer(mat)
             assigned.append(TopicPartition(tp.topic, tp.partition, offset))
         consumer.incremental_assign(assigned)
         self.assigned_once = True
@@ -163,9 +163,6 @@ class RingServer:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
-            # Records held behind a seal are read again by the next owner, from
-            # the store's own offset.
-            self._held.pop((tp.topic, tp.partition), None)
             with self.lock:
                 mat = self.parts.pop((tp.topic, tp.partition), None)
                 self.lag.pop((tp.topic, tp.partition), None)
@@ -217,6 +214,7 @@ class RingServer:
             },
         )
         consumer = self._consumer
+        self.sealer = Sealer(self.ring)
         self.standby = StandbyKeeper(self.cfg, self.ring, self.server_id, self.registry, self._open)
         promoter = Promoter(self.cfg, self.ring, self.server_id, self.registry)
         beat = threading.Thread(target=self._beat, args=(promoter,), name="beat", daemon=True)
@@ -230,13 +228,9 @@ class RingServer:
         next_beat = 0.0
         try:
             while not self.stop_event.is_set():
-                # An empty consume means 0.1 s without records: a scan's frames
-                # arrive within that, so seals run between scans.
                 msgs = consumer.consume(num_messages=2000, timeout=0.1)
                 if msgs:
                     self._apply(consumer, msgs)
-                if self._seal_now(drained=not msgs):
-                    self._run_seals(consumer)
                 if time.monotonic() >= next_beat:
                     self._update_lag(consumer)
                     with self.lock:
@@ -257,16 +251,11 @@ class RingServer:
             promoter.tick()
 
     def _apply(self, consumer: Consumer, msgs: list[Any]) -> None:
-        """Apply a consumed batch; partitions whose head fell due for a seal hold
-        their further records until :meth:`_run_seals`."""
+        """Apply a consumed batch; seals that fall due go to the sealer."""
         touched: dict[tuple[str, int], Materialiser] = {}
         for (topic, partition), records in by_partition(msgs).items():
             mat = self.materialiser(topic, partition)
             if mat is None:
-                continue
-            tp = (topic, partition)
-            if tp in self._held:
-                self._held[tp].extend(records)
                 continue
             applied = mat.store.applied_offset
             records = [r for r in records if r[0] >= applied]
@@ -281,46 +270,15 @@ class RingServer:
                     applied,
                     records[0][0],
                 )
-            self._apply_records(tp, mat, records)
-            touched[tp] = mat
-        self._commit(consumer, touched)
-
-    def _apply_records(self, tp: tuple[str, int], mat: Materialiser, records: list[Any]) -> None:
-        started = time.perf_counter()
-        done, result = mat.apply_until_seal(records)
-        metrics.observe_batch(self.ring, tp[0], tp[1], result, time.perf_counter() - started)
-        self._dead_letters(tp[0], tp[1], records[:done], result)
-        if mat.seal_due:
-            self._held[tp] = records[done:]
-            self._due_since = self._due_since or time.monotonic()
-
-    def _seal_now(self, drained: bool) -> bool:
-        """Seal when the consumer has run dry, or a seal has waited long enough."""
-        if not self._held or self._due_since is None:
-            return False
-        return drained or time.monotonic() - self._due_since > SEAL_DELAY_S
-
-    def _run_seals(self, consumer: Consumer) -> None:
-        """Seal every head that fell due, then apply the records held behind them.
-
-        Seals are the slow part of ingest; running them when nothing else is
-        waiting lets every partition's new records become visible first. Where
-        a partition seals is fixed by its records alone, so this changes when
-        data becomes visible, never what the store holds.
-        """
-        touched: dict[tuple[str, int], Materialiser] = {}
-        while self._held:
-            held, self._held = self._held, {}
-            for tp, records in held.items():
-                mat = self.materialiser(*tp)
-                if mat is None:
-                    continue
-                if mat.seal_due:
-                    mat.seal()
-                touched[tp] = mat
-                if records:
-                    self._apply_records(tp, mat, records)
-        self._due_since = None
+            started = time.perf_counter()
+            result = mat.ingest(records)
+            seconds = time.perf_counter() - started
+            metrics.observe_batch(self.ring, topic, partition, result, seconds)
+            self._dead_letters(topic, partition, records, result)
+            if result.sealed or mat.pending_seals():
+                assert self.sealer is not None
+                self.sealer.offer(mat)
+            touched[(topic, partition)] = mat
         self._commit(consumer, touched)
 
     def _commit(self, consumer: Consumer, touched: dict[tuple[str, int], Materialiser]) -> None:
@@ -459,6 +417,8 @@ class RingServer:
         except Exception as exc:
             log.warning("final heartbeat failed ring=%s error=%s", self.ring, exc)
         consumer.close()
+        if self.sealer is not None:
+            self.sealer.stop()
         if self.standby is not None:
             self.standby.close()
         with self.lock:

@@ -132,7 +132,7 @@ def download(
                     out.write(chunk)
         with tarfile.open(tar_path, "r") as tar:
             tar.extractall(scratch, filter="data")
-        copy = PartitionStore(scratch / "store", column_families)
+        copy = PartitionStore(scratch / "store", column_families, format_version=None)
         got = (copy.applied_offset, copy.digest)
         copy.close()
         if got != (offset, digest):

@@ -15,12 +15,15 @@ Commit order, for every batch of records a server applies to a partition:
    That offset is advisory (it lets Kafka's tooling show each ring's lag); on
    assignment the server always resumes from the store's own offset.
 
-The digest is the sum, modulo 2**64, of a 64-bit BLAKE2b hash of every live
-(column family, key, value) in the data column families. It is kept
-incrementally in each batch, so it costs one hash per write; a full scan
+The digest is a sum, modulo 2**64, of 64-bit terms: by default a BLAKE2b hash
+of every live (column family, key, value) in the data column families. It is
+kept incrementally in each batch, so it costs one hash per write; a full scan
 (:meth:`PartitionStore.scan_digest`) recomputes it from what is on disk, which
 is how at-rest corruption is found. The ``meta`` column family (offsets,
-derived state) is outside the digest.
+derived state) is outside the digest. A materialiser may keep derived data
+outside the digest too (:meth:`Batch.put_raw`) and add terms of its own
+(:meth:`Batch.add`): the scan partition digests samples rather than the
+blocks that hold them (see :mod:`pegasus_kafka.ring.content`).
 
 Digest checkpoints make rings comparable while they ingest: batches are cut
 at every ``checkpoint_every``-th offset (:func:`split_at_checkpoints`), and the
@@ -48,7 +51,7 @@ from rocksdict import (
     WriteOptions,
 )
 
-from pegasus_kafka.errors import StoreError
+from pegasus_kafka.errors import StoreClosed, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +139,20 @@ class Batch:
         self.delta = (self.delta - term) & MASK
         self.writes += 1
 
+    def put_raw(self, cf: str, key: bytes, value: bytes) -> None:
+        """Stage a put of derived data, outside the digest."""
+        self._wb.put(key, value, self._store.handle(cf))
+        self.writes += 1
+
+    def delete_raw(self, cf: str, key: bytes) -> None:
+        """Stage a delete of derived data, outside the digest."""
+        self._wb.delete(key, self._store.handle(cf))
+        self.writes += 1
+
+    def add(self, term: int) -> None:
+        """Add a materialiser's own digest term."""
+        self.delta = (self.delta + term) & MASK
+
     def put_state(self, key: bytes, value: bytes) -> None:
         """Derived state in the meta column family: outside the digest."""
         self._wb.put(key, value, self._store.handle(META))
@@ -150,7 +167,13 @@ class PartitionStore:
         column_families: tuple[str, ...],
         sync: bool = False,
         checkpoint_every: int = 1000,
+        format_version: int | None = FORMAT_VERSION,
     ) -> None:
+        """``format_version`` is the layout the caller reads and writes. A store
+        of an older layout opens with :attr:`upgrade_from` set; the caller
+        migrates it and then calls :meth:`set_format_version`. None opens a
+        store of any format, only to read its offset and digest (a copy)."""
+        self._closed = False
         self.checkpoint_every = checkpoint_every
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
@@ -165,14 +188,21 @@ class PartitionStore:
         self._meta = self.db.get_column_family(META)
         self._write_opts = WriteOptions()
         self._write_opts.sync = sync
-        version = self._meta.get(K_FORMAT)
-        if version is None:
-            self._meta.put(K_FORMAT, u64(FORMAT_VERSION))
-        elif _U64.unpack(version)[0] != FORMAT_VERSION:
+        self.format_version = format_version
+        self.upgrade_from: int | None = None
+        raw_version = self._meta.get(K_FORMAT)
+        if format_version is None:
+            pass
+        elif raw_version is None:
+            self._meta.put(K_FORMAT, u64(format_version))
+        elif (version := _U64.unpack(raw_version)[0]) > format_version:
+            self.db.close()
             raise StoreError(
-                f"store {self.path} has format {_U64.unpack(version)[0]}, "
-                f"this version reads {FORMAT_VERSION}"
+                f"store {self.path} has format {version}, this version reads up to "
+                f"{format_version}: upgrade pegasus_kafka, or remove the store to replay it"
             )
+        elif version < format_version:
+            self.upgrade_from = version
         raw_offset = self._meta.get(K_OFFSET)
         raw_digest = self._meta.get(K_DIGEST)
         self.applied_offset = _U64.unpack(raw_offset)[0] if raw_offset else 0
@@ -184,6 +214,8 @@ class PartitionStore:
         return self._closed
 
     def handle(self, cf: str) -> Any:
+        if self._closed:
+            raise StoreClosed(f"store {self.path} is closed")
         return self._handles[cf]
 
     def cf(self, name: str) -> Rdict:
@@ -208,6 +240,22 @@ class PartitionStore:
         self.applied_offset = next_offset
         self.digest = digest
 
+    def set_format_version(self, digest: int) -> None:
+        """Finish a migration: the store now has :attr:`format_version` and ``digest``.
+
+        Digest checkpoints of the old format are dropped, since they were
+        computed another way; new ones accrue from the next checkpoint offset.
+        """
+        wb = WriteBatch(raw_mode=True)
+        meta = self.handle(META)
+        for offset, _ in self.digests(limit=1 << 62):
+            wb.delete(K_DIGEST_AT + u64(offset), meta)
+        wb.put(K_DIGEST, u64(digest), meta)
+        wb.put(K_FORMAT, u64(self.format_version or FORMAT_VERSION), meta)
+        self.db.write(wb, self._write_opts)
+        self.digest = digest
+        self.upgrade_from = None
+
     def size_bytes(self) -> int:
         """Table files plus memtables, over every column family."""
         total = 0
@@ -231,7 +279,9 @@ class PartitionStore:
         return out
 
     def scan_digest(
-        self, lock: AbstractContextManager[object] | None = None
+        self,
+        lock: AbstractContextManager[object] | None = None,
+        families: tuple[str, ...] | None = None,
     ) -> tuple[int, int, int]:
         """(applied offset, recorded digest, digest recomputed from disk), all at one instant.
 
@@ -240,7 +290,8 @@ class PartitionStore:
         them, and the scan itself then runs without holding up ingest.
         """
         with lock or nullcontext():
-            snaps = {name: self.cf(name).snapshot() for name in self.column_families}
+            names = self.column_families if families is None else families
+            snaps = {name: self.cf(name).snapshot() for name in names}
             meta = self._meta.snapshot()
         total = 0
         for name, snap in snaps.items():
@@ -262,7 +313,7 @@ class PartitionStore:
         target.parent.mkdir(parents=True, exist_ok=True)
         self.db.flush()
         Checkpoint(self.db).create_checkpoint(str(target))
-        copy = PartitionStore(target, self.column_families)
+        copy = PartitionStore(target, self.column_families, format_version=None)
         try:
             return copy.applied_offset, copy.digest
         finally:

@@ -127,7 +127,11 @@ def test_a_lost_server_hands_over_from_standby_not_from_zero(cfg: Config) -> Non
             offset, source = s2.server.assigned_from[tp]
             assert source == "standby", tp
             assert offset == ends[f"{tp[0]}:{tp[1]}"], (tp, offset)
-        assert any(s2.server.assigned_from[tp][0] > 0 for tp in moved)
+        assert any(s2.server.assigned_from[tp][0] > 0 for tp in moved), (
+            moved,
+            ends,
+            s2.server.assigned_from,
+        )
         # The survivor keeps ingesting and serves the whole ring alone.
         produce_site(cfg, range(2030, 2035))
         wait_caught_up(ring, cfg)

@@ -12,8 +12,7 @@ from pegasus_kafka.collector.sources import SimSource
 from pegasus_kafka.config import Config
 from pegasus_kafka.kafka.registry import RegistryView
 from pegasus_kafka.ring.health import ring_complete
-from pegasus_kafka.ring.scan import COLUMN_FAMILIES
-from pegasus_kafka.ring.store import PartitionStore
+from pegasus_kafka.ring.scan import open_store
 from pegasus_kafka.schema import PRIMARY
 from tests.helpers import wait_for
 from tests.integration.harness import Ring, produce_site, ring_cli, start_ring, wait_caught_up
@@ -111,7 +110,7 @@ def test_a_ring_whose_digests_differ_stays_syncing_and_is_never_chosen(cfg: Conf
         # One stray entry in ring 'bad's store before it starts: it replays
         # everything else exactly, so only the digest comparison can tell.
         path = Path(cfg.store.data_dir) / "bad" / "s1" / f"{cfg.scan_topic}-0"
-        store = PartitionStore(path, COLUMN_FAMILIES)
+        store = open_store(path)
         batch = store.begin()
         batch.put("skips", b"stray", b"x")
         store.commit(batch, 0)

@@ -82,7 +82,7 @@ def test_realistic_analogs_compress_below_two_bytes_a_sample() -> None:
                 st.integers(-(10**6), 10**6).map(lambda i: i / 100),
             ),
             min_size=1,
-            max_size=30,
+            max_size=100,  # both sides of RAW_BELOW: stored as is, and compressed
         ),
         min_size=1,
         max_size=8,

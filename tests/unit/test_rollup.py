@@ -16,8 +16,7 @@ from pegasus_kafka.config import SiteConfig
 from pegasus_kafka.ring import rollup
 from pegasus_kafka.ring.resolve import resolve
 from pegasus_kafka.ring.rollup import HOUR_MS, grid_from_buckets
-from pegasus_kafka.ring.scan import COLUMN_FAMILIES, DAY_MS, ScanPartition
-from pegasus_kafka.ring.store import PartitionStore
+from pegasus_kafka.ring.scan import DAY_MS, ScanPartition, open_store
 from pegasus_kafka.schema import ACCUMULATOR, ANALOG, BACKUP, LIMIT, PRIMARY, STATUS, encode_frame
 
 PERIOD = 600_000  # ten minutes: a few days of scans stay small
@@ -47,7 +46,7 @@ def _frames(host: str, role: int, seq: int) -> list[bytes]:
 def _partition(tmp_path: Path, late: bool) -> ScanPartition:
     """Both hosts' scans, the primary missing some; with ``late``, the backup's
     scans of a stretch arrive long after the rest."""
-    part = ScanPartition(PartitionStore(tmp_path / "store", COLUMN_FAMILIES), 3000, 4 * HOUR_MS)
+    part = ScanPartition(open_store(tmp_path / "store"), 3000, 4 * HOUR_MS)
     # The site is small, so its blocks are too: summarise them all.
     threshold, rollup.MIN_SUMMARY_SAMPLES = rollup.MIN_SUMMARY_SAMPLES, 1
     records: list[bytes] = []

@@ -12,8 +12,7 @@ from pegasus_kafka.collector.frames import ScanHeader, cut_frames
 from pegasus_kafka.collector.sources import SimSource
 from pegasus_kafka.config import Config
 from pegasus_kafka.ring.resolve import resolve
-from pegasus_kafka.ring.scan import COLUMN_FAMILIES, ScanPartition
-from pegasus_kafka.ring.store import PartitionStore
+from pegasus_kafka.ring.scan import ScanPartition, open_store
 from pegasus_kafka.schema import ANALOG, BACKUP, PRIMARY, STATUS, encode_frame
 
 Record = tuple[int, bytes | None, bytes | None]
@@ -38,7 +37,7 @@ def as_records(values: list[bytes | None]) -> list[Record]:
 
 
 def open_partition(path: Path, seal_samples: int = 10**9) -> ScanPartition:
-    return ScanPartition(PartitionStore(path, COLUMN_FAMILIES), seal_samples, 10**12)
+    return ScanPartition(open_store(path), seal_samples, 10**12)
 
 
 @pytest.fixture
@@ -145,7 +144,7 @@ def test_same_records_same_digest_and_one_changed_sample_differs(
         for i in range(0, len(a + b), 7):  # batch boundaries must not matter
             part.apply(as_records(a + b)[i : i + 7])
     assert one.store.digest == two.store.digest
-    assert one.store.scan_digest() == (two.store.applied_offset, two.store.digest, two.store.digest)
+    assert one.scan_digest() == (two.store.applied_offset, two.store.digest, two.store.digest)
     # A ring that received one different sample holds a different RDS.
     from pegasus_kafka.schema import decode_frame
 
@@ -205,7 +204,7 @@ def test_the_head_seals_by_scan_time_span_too(
     tmp_path: Path, unit_config: Config, two_hosts: tuple[list[bytes], list[bytes]]
 ) -> None:
     a, _ = two_hosts
-    part = ScanPartition(PartitionStore(tmp_path / "p", COLUMN_FAMILIES), 10**9, 5_000)
+    part = ScanPartition(open_store(tmp_path / "p"), 10**9, 5_000)
     part.apply(as_records(a))
     assert part.seal_seq >= 5, "30 one-second scans cross a 5 s span several times"
     ikey = an_ikey(part)
@@ -234,7 +233,7 @@ def test_bulk_loaded_history_reads_back_exactly_and_survives_a_reopen(tmp_path: 
     assert got.times.tolist() == times.tolist() and got.values.tolist() == values.tolist()
     assert part.knows(ANALOG, 42)
     assert part.current_rows(ANALOG, np.array([42]))["values"][0] == values[-1]
-    _, recorded, scanned = part.store.scan_digest()
+    _, recorded, scanned = part.scan_digest()
     assert recorded == scanned
     part.close()
 
@@ -256,39 +255,85 @@ def test_current_columns_before_any_limits_have_arrived(tmp_path: Path) -> None:
     part.close()
 
 
-def test_seals_in_phases_or_after_a_crash_give_the_same_store(
+def test_seals_whenever_they_run_or_after_a_crash_give_the_same_store(
     tmp_path: Path, two_hosts: tuple[list[bytes], list[bytes]]
 ) -> None:
     a, b = two_hosts
     records = as_records(a + b)
     whole = open_partition(tmp_path / "whole", 1500)
     whole.apply(records)
-    assert whole.seal_seq > 1, "the data must make several seals due"
+    assert whole.seal_seq > 2, "the data must freeze several generations"
+    ikey = an_ikey(whole)
+    want = whole.history(ANALOG, ikey, 0, 2**62)
 
-    # A server's way: apply until a seal falls due, let others publish, then seal.
-    phased = open_partition(tmp_path / "phased", 1500)
-    pending = records
-    while pending:
-        done, _ = phased.apply_until_seal(pending)
-        pending = pending[done:]
-        if phased.seal_due:
-            phased.seal()
+    # A server's way: ingest everything first; the sealer catches up later.
+    late = open_partition(tmp_path / "late", 1500)
+    late.ingest(records)
+    assert late.pending_seals() == whole.seal_seq
+    assert late.store.digests() == whole.store.digests(), "digests do not wait for seals"
+    unsealed = late.history(ANALOG, ikey, 0, 2**62)
+    while late.seal():
+        pass
 
-    # A crash right after a batch made a seal due, before the seal ran.
+    # Seals interleaved with ingest, one at a time.
+    mixed = open_partition(tmp_path / "mixed", 1500)
+    for i in range(0, len(records), 50):
+        mixed.ingest(records[i : i + 50])
+        mixed.seal()
+    while mixed.seal():
+        pass
+
+    # A crash with frozen generations not yet sealed, one of them half way.
     crashed = open_partition(tmp_path / "crashed", 1500)
-    done, _ = crashed.apply_until_seal(records)
-    assert crashed.seal_due
+    crashed.ingest(records[:200])
+    crashed.seal()
+    pending = crashed.pending_seals()
+    assert pending >= 2
     crashed.close()
     crashed = open_partition(tmp_path / "crashed", 1500)
-    assert crashed.seal_due, "the reopened store knows the seal is still due"
-    crashed.apply(records[done:])
+    assert crashed.pending_seals() == pending, "the reopened store knows what is still frozen"
+    assert crashed.scan_digest()[1:] == (crashed.store.digest, crashed.store.digest)
+    crashed.apply(records[200:])
 
-    for part in (phased, crashed):
+    for part in (late, mixed, crashed):
         assert (part.store.applied_offset, part.store.digest) == (
             whole.store.applied_offset,
             whole.store.digest,
         )
         assert part.store.digests() == whole.store.digests()
         assert dict(part.store.cf("blocks").items()) == dict(whole.store.cf("blocks").items())
+        assert dict(part.store.cf("frames").items()) == dict(whole.store.cf("frames").items())
+        got = part.history(ANALOG, ikey, 0, 2**62)
+        for host in want:
+            np.testing.assert_array_equal(got[host].values, want[host].values)
+            np.testing.assert_array_equal(unsealed[host].times, want[host].times)
+        assert part.scan_digest() == (
+            whole.store.applied_offset,
+            whole.store.digest,
+            whole.store.digest,
+        )
         part.close()
     whole.close()
+
+
+def test_a_format_1_store_is_migrated_on_open(
+    tmp_path: Path, two_hosts: tuple[list[bytes], list[bytes]]
+) -> None:
+    from pegasus_kafka.ring.store import K_DIGEST, K_DIGEST_AT, K_FORMAT, u64
+
+    a, b = two_hosts
+    part = open_partition(tmp_path / "p", 1500)
+    part.apply(as_records(a + b))
+    digest = part.store.digest
+    # Make it look like format 1: another digest, and checkpoints of it.
+    meta = part.store.cf("meta")
+    meta[K_FORMAT] = u64(1)
+    meta[K_DIGEST] = u64(12345)
+    meta[K_DIGEST_AT + u64(10**9)] = u64(12345)
+    del meta  # an open column family keeps the store open
+    part.close()
+    part = open_partition(tmp_path / "p", 1500)
+    assert part.store.digest == digest
+    assert part.store.digests() == [], "the old format's checkpoints are dropped"
+    assert part.store.state(K_FORMAT) == u64(2)
+    part.close()
