@@ -29,6 +29,7 @@ from pegasus_kafka.aas.task import AppTask, Miner
 from pegasus_kafka.config import AAS_APPS, Config
 from pegasus_kafka.errors import ConfigError, KafkaUnavailable, MalformedRecord
 from pegasus_kafka.kafka import clients
+from pegasus_kafka.kafka.messages import take
 from pegasus_kafka.keys import partition_of
 from pegasus_kafka.schema import SCHEMA_HEADER, codec, decode_record
 
@@ -166,7 +167,7 @@ class AppRunner:
                     self._assign_side(side)
                 if self.tasks:
                     self._side(side.consume(num_messages=5000, timeout=0))
-                msgs = consumer.consume(num_messages=2000, timeout=0.1)
+                msgs = take(consumer, 2000, 0.1)
                 self._scans(msgs)
                 self._producer.poll(0)
                 if time.monotonic() >= next_checkpoint:

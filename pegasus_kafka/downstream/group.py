@@ -9,6 +9,7 @@ from confluent_kafka import TopicPartition
 
 from pegasus_kafka.config import Config
 from pegasus_kafka.kafka import clients
+from pegasus_kafka.kafka.messages import take
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ class GroupReader:
 
     def _consume(self, max_records: int, timeout: float) -> list[Any]:
         """The next records without errors, their positions noted for commit."""
-        msgs: list[Any] = self._consumer.consume(num_messages=max_records, timeout=timeout)
+        msgs = take(self._consumer, max_records, timeout)
         good = []
         for msg in msgs:
             err = msg.error()

@@ -24,7 +24,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from pegasus_kafka.config import Config
 from pegasus_kafka.errors import RegistryError
 from pegasus_kafka.kafka import clients
-from pegasus_kafka.kafka.messages import by_partition
+from pegasus_kafka.kafka.messages import by_partition, take
 from pegasus_kafka.kafka.registry import (
     RegistryView,
     RegistryWriter,
@@ -228,7 +228,7 @@ class RingServer:
         next_beat = 0.0
         try:
             while not self.stop_event.is_set():
-                msgs = consumer.consume(num_messages=2000, timeout=0.1)
+                msgs = take(consumer, 2000, 0.1)
                 if msgs:
                     self._apply(consumer, msgs)
                 if time.monotonic() >= next_beat:

@@ -26,7 +26,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from pegasus_kafka.config import Config
 from pegasus_kafka.errors import PegasusError
 from pegasus_kafka.kafka import clients
-from pegasus_kafka.kafka.messages import by_partition
+from pegasus_kafka.kafka.messages import by_partition, take
 from pegasus_kafka.kafka.registry import RegistryView
 from pegasus_kafka.ring.health import live_servers
 
@@ -215,7 +215,7 @@ class StandbyKeeper:
                     next_measure = time.monotonic() + 1.0
             except (KafkaException, PegasusError) as exc:
                 log.warning("standby assignment failed ring=%s error=%s", self.ring, exc)
-            msgs = self._consumer.consume(num_messages=2000, timeout=0.2)
+            msgs = take(self._consumer, 2000, 0.2)
             if not msgs:
                 continue
             with self._lock:
