@@ -32,7 +32,7 @@ _HEADER = struct.Struct("<2sBBbBBIq")
 MODE_FLOAT, MODE_DECIMAL = 0, 1
 #: mode flag: the body is stored as it is, not zstd-compressed
 F_RAW = 0x80
-RAW_BELOW = 64
+RAW_BELOW = 32
 _HEADER_DTYPE = np.dtype(
     [
         ("magic", "S2"),
@@ -228,6 +228,91 @@ def decode(blob: bytes) -> Samples:
         quality=np.frombuffer(chunk[2], np.uint8).copy(),
         role=np.frombuffer(chunk[3], np.uint8).copy(),
         changes=np.frombuffer(chunk[4], np.uint8).copy() if has_changes else None,
+    )
+
+
+def _unzipped(blob: bytes) -> bytes:
+    """A block with its body stored as it is (what a block under RAW_BELOW holds)."""
+    if len(blob) < _HEADER.size:
+        raise StoreError("block too short for its header")
+    if blob[3] & F_RAW:
+        return blob
+    try:
+        body = _dctx().decompress(blob[_HEADER.size :])
+    except zstandard.ZstdError as exc:
+        raise StoreError(f"block body does not decompress: {exc}") from None
+    return blob[:3] + bytes([blob[3] | F_RAW]) + blob[4 : _HEADER.size] + body
+
+
+def _grouped_scan(x: np.ndarray, starts: np.ndarray, gid: np.ndarray, xor: bool) -> np.ndarray:
+    """Running sum (or XOR) of ``x`` restarting at every group's start."""
+    if xor:
+        acc = np.bitwise_xor.accumulate(x)
+        return acc ^ (acc[starts] ^ x[starts])[gid]
+    acc = np.cumsum(x)
+    return acc - (acc[starts] - x[starts])[gid]
+
+
+def _gather8(buf: np.ndarray, first: np.ndarray, stride: np.ndarray, dtype: str) -> np.ndarray:
+    """8-byte values whose byte j lies at ``first + j * stride`` (un-shuffling)."""
+    idx = first[:, None] + np.arange(8)[None, :] * stride[:, None]
+    return buf[idx].view(dtype).ravel()
+
+
+def decode_many(blobs: list[bytes]) -> tuple[Samples, np.ndarray]:
+    """Decode blocks of one width all at once: their samples one block after
+    another, and where each block begins (as :func:`encode_many` takes them).
+
+    Bit for bit what :func:`decode` gives for each block; it is how merging
+    reads thousands of small blocks without a Python step per sample.
+    """
+    whole = [_unzipped(b) for b in blobs]
+    lens = np.fromiter(map(len, whole), np.int64, len(whole))
+    buf = np.frombuffer(b"".join(whole), np.uint8)
+    region = np.concatenate(([0], np.cumsum(lens)[:-1])).astype(np.int64)
+    head = buf[region[:, None] + np.arange(_HEADER.size)].copy().view(_HEADER_DTYPE).ravel()
+    if (head["magic"] != MAGIC).any() or (head["version"] != VERSION).any():
+        raise StoreError("unknown block format among the blocks")
+    width, has_changes = int(head["width"][0]), bool(head["has_changes"][0])
+    if (head["width"] != width).any() or (head["has_changes"] != has_changes).any():
+        raise StoreError("blocks of different layouts decoded together")
+    counts = head["n"].astype(np.int64)
+    row = 8 + 8 * width + 2 + int(has_changes)
+    if (lens != _HEADER.size + counts * row).any():
+        raise StoreError("block body has the wrong length")
+    n = int(counts.sum())
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+    gid = np.repeat(np.arange(len(blobs)), counts)
+    pos = np.arange(n, dtype=np.int64) - starts[gid]
+    body = region + _HEADER.size
+    steps = _gather8(buf, body[gid] + pos, counts[gid], "<i8")
+    times = head["t0"].astype(np.int64)[gid] + _grouped_scan(steps, starts, gid, xor=False)
+    # Values: per block, the limit columns one after another, shuffled as one run.
+    fcounts, fstarts = counts * width, starts * width
+    fgid = np.repeat(np.arange(len(blobs)), fcounts)
+    fpos = np.arange(n * width, dtype=np.int64) - fstarts[fgid]
+    words = _gather8(buf, body[fgid] + 8 * counts[fgid] + fpos, fcounts[fgid], "<u8")
+    mode = head["mode"] & ~np.uint8(F_RAW)
+    decimal = (mode == MODE_DECIMAL)[fgid]
+    ints = _grouped_scan(words.view(np.int64), fstarts, fgid, xor=False)
+    bits = _grouped_scan(words, fstarts, fgid, xor=True)
+    scale = np.power(10.0, head["scale"].astype(np.float64))[fgid]
+    flat = np.where(decimal, ints.astype(np.float64) / scale, bits.view(np.float64))
+    if width > 1:
+        cols = fstarts[gid][:, None] + np.arange(width)[None, :] * counts[gid][:, None]
+        values = flat[cols + pos[:, None]]
+    else:
+        values = flat
+    after = body[gid] + (8 + 8 * width) * counts[gid] + pos
+    return (
+        Samples(
+            times=times,
+            values=values,
+            quality=buf[after],
+            role=buf[after + counts[gid]],
+            changes=buf[after + 2 * counts[gid]] if has_changes else None,
+        ),
+        starts,
     )
 
 

@@ -44,7 +44,7 @@ import numpy as np
 
 from pegasus_kafka.errors import MalformedRecord, StoreClosed, StoreError
 from pegasus_kafka.kafka.messages import Record
-from pegasus_kafka.ring import blocks, content, rollup, trend
+from pegasus_kafka.ring import blocks, content, rollup, tiers, trend
 from pegasus_kafka.ring.base import ApplyResult, Materialiser
 from pegasus_kafka.ring.blocks import Samples
 from pegasus_kafka.ring.current import CurrentTable
@@ -225,13 +225,51 @@ class ScanPartition(Materialiser):
                     batch.put_state(b"current/%d" % t, table)
             except StoreClosed:
                 return False
+            days = sorted({f.scan_time_ms // DAY_MS for _, f in gen.frames})
+            batch.put_state(b"days/%d" % gen.seq, json.dumps(days).encode())
+            batch.delete_raw("meta", b"days/%d" % (gen.seq - tiers.FANIN**tiers.MAX_LEVEL))
             with self.lock:
                 if self.store.closed:
                     return False
                 self.frozen.pop(0)
                 batch.put_state(K_STATE, self._state_bytes())
                 self.store.commit(batch, self.store.applied_offset)
+            span = tiers.span_due(gen.seq)
+            if span:
+                self._merge(gen.seq - span, gen.seq)
             return True
+
+    def _merge(self, lo: int, hi: int) -> None:
+        """Merge every (point, host, day)'s blocks of seals (lo, hi] into one
+        (see :mod:`pegasus_kafka.ring.tiers`); the caller holds the seal lock."""
+        days: set[int] = set()
+        for seq in range(lo + 1, hi + 1):
+            raw = self.store.state(b"days/%d" % seq)
+            if raw is None:  # a seal from before a restart lost its days: leave them
+                return
+            days.update(json.loads(raw))
+        with self.lock:
+            if self.store.closed:
+                return
+            hosts = len(self.hosts)
+            points = [self.current[t].keys.tolist() for t in range(4)]
+            snap = self.store.cf("blocks").snapshot()
+        step = max(1, tiers.CHUNK_POINTS // max(hosts, 1))
+        try:
+            for dtype in range(4):
+                for i in range(0, len(points[dtype]), step):
+                    chunk = points[dtype][i : i + step]
+                    groups = tiers.collect(snap, dtype, chunk, hosts, sorted(days), lo, hi)
+                    if not groups:
+                        continue
+                    batch = self.store.begin()
+                    tiers.stage_merge(batch, dtype, groups)
+                    with self.lock:
+                        if self.store.closed:
+                            return
+                        self.store.commit(batch, self.store.applied_offset)
+        except StoreClosed:
+            return
 
     def _state_bytes(self) -> bytes:
         state = {
@@ -267,7 +305,7 @@ class ScanPartition(Materialiser):
                 ikeys[starts].tolist(), host[starts].tolist(), day[starts].tolist(), strict=True
             )
         ]
-        _stage_blocks(batch, dtype, ordered, starts, keys)
+        tiers.stage_blocks(batch, dtype, ordered, starts, keys)
 
     def load_history(
         self,
@@ -314,7 +352,7 @@ class ScanPartition(Materialiser):
                     block_key(dtype, ikey, host, int(day[a + start]), self.seal_seq)
                     for start in local.tolist()
                 ]
-                _stage_blocks(batch, dtype, piece, local, keys)
+                tiers.stage_blocks(batch, dtype, piece, local, keys)
                 batch.add(content.block_term(dtype, self.hosts[host], ikey, piece))
                 batch.put_state(K_STATE, self._state_bytes())
                 self.store.commit(batch, self.store.applied_offset)
@@ -418,20 +456,6 @@ class ScanPartition(Materialiser):
                 break
             yield blocks.decode(it.value())
             it.next()
-
-
-def _stage_blocks(
-    batch: Batch, dtype: int, s: Samples, starts: np.ndarray, keys: list[bytes]
-) -> None:
-    """Stage runs of ``s`` (run g begins at ``starts[g]``) as blocks under ``keys``,
-    with their summaries; outside the digest, which counts the samples themselves."""
-    blobs = blocks.encode_many(s, starts)
-    summaries = rollup.summarise_many(s, starts) if dtype != LIMIT else None
-    for g, (key, blob) in enumerate(zip(keys, blobs, strict=True)):
-        batch.put_raw("blocks", key, blob)
-        summary = summaries[g] if summaries is not None else None
-        if summary is not None:
-            batch.put_raw("summaries", key, summary)
 
 
 def _columns(frames: list[Frame], host_ids: list[int]) -> dict[str, np.ndarray]:

@@ -89,7 +89,7 @@ def test_realistic_analogs_compress_below_two_bytes_a_sample() -> None:
     )
 )
 def test_many_runs_encode_like_each_run_alone(runs: list[list[float]]) -> None:
-    from pegasus_kafka.ring.blocks import encode_many
+    from pegasus_kafka.ring.blocks import decode_many, encode_many
 
     values = np.array([v for run in runs for v in run], np.float64)
     whole = _samples(values, changes=True)
@@ -107,3 +107,21 @@ def test_many_runs_encode_like_each_run_alone(runs: list[list[float]]) -> None:
         )
         assert blob == encode(run)
         _assert_bits_equal(run, decode(blob))
+    # All at once, compressed and stored-as-is blocks mixed, gives the same bits.
+    got, begins = decode_many(blobs)
+    assert begins.tolist() == starts.tolist()
+    _assert_bits_equal(whole, got)
+
+
+def test_limit_blocks_decode_many_like_one_by_one() -> None:
+    from pegasus_kafka.ring.blocks import decode_many, encode_many
+
+    rng = np.random.default_rng(3)
+    vals = np.round(rng.normal(100, 20, (90, 4)), 1)
+    vals[::7, 0] = np.nan
+    s = _samples(vals)
+    starts = np.array([0, 5, 45, 80])
+    blobs = encode_many(s, starts)
+    got, begins = decode_many(blobs)
+    assert got.values.shape == (90, 4) and begins.tolist() == starts.tolist()
+    _assert_bits_equal(s, got)

@@ -13,7 +13,7 @@ from pegasus_kafka.collector.sources import SimSource
 from pegasus_kafka.config import Config
 from pegasus_kafka.ring.resolve import resolve
 from pegasus_kafka.ring.scan import ScanPartition, open_store
-from pegasus_kafka.schema import ANALOG, BACKUP, PRIMARY, STATUS, encode_frame
+from pegasus_kafka.schema import ANALOG, BACKUP, LIMIT, PRIMARY, STATUS, encode_frame
 
 Record = tuple[int, bytes | None, bytes | None]
 
@@ -337,3 +337,35 @@ def test_a_format_1_store_is_migrated_on_open(
     assert part.store.digests() == [], "the old format's checkpoints are dropped"
     assert part.store.state(K_FORMAT) == u64(2)
     part.close()
+
+
+def test_merged_blocks_hold_every_sample_and_keep_the_digest(
+    tmp_path: Path, two_hosts: tuple[list[bytes], list[bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pegasus_kafka.ring import tiers
+
+    a, b = two_hosts
+    records = as_records(a + b)
+    merged = open_partition(tmp_path / "merged", 40)
+    merged.apply(records)
+    assert merged.seal_seq >= tiers.FANIN**2, "the data must reach a second-level merge"
+    monkeypatch.setattr(tiers, "MAX_LEVEL", 0)
+    plain = open_partition(tmp_path / "plain", 40)
+    plain.apply(records)
+    assert merged.store.digest == plain.store.digest
+    assert merged.scan_digest() == plain.scan_digest()
+    n_merged = len(list(merged.store.cf("blocks").keys()))
+    n_plain = len(list(plain.store.cf("blocks").keys()))
+    assert n_merged * 4 < n_plain, (n_merged, n_plain)
+    for dtype in (ANALOG, STATUS, LIMIT):
+        for ikey in plain.current[dtype].keys.tolist():
+            want = plain.history(dtype, ikey, 0, 2**62)
+            got = merged.history(dtype, ikey, 0, 2**62)
+            assert want.keys() == got.keys()
+            for host in want:
+                np.testing.assert_array_equal(got[host].times, want[host].times)
+                assert got[host].values.tobytes() == want[host].values.tobytes()
+                np.testing.assert_array_equal(got[host].quality, want[host].quality)
+                np.testing.assert_array_equal(got[host].role, want[host].role)
+    merged.close()
+    plain.close()

@@ -1,0 +1,115 @@
+"""A scan partition's blocks on disk: staging them, and merging small ones.
+
+A seal writes one block per (point, host, day) it holds samples of. With many
+points per partition those blocks are small: tens of samples, or a handful at
+a utility's full size, where per-block overhead costs storage and reads. So
+merges are tiered by seal number. After seal ``s``, when ``s`` is a multiple
+of ``FANIN**L`` (the largest such ``L`` up to ``MAX_LEVEL``), every (point,
+host, day)'s blocks of seals ``(s - FANIN**L, s]`` become one block, keyed
+with seal ``s``. A sample is rewritten at most ``MAX_LEVEL`` times, and a
+point's recent day is read from a few blocks instead of hundreds.
+
+A merge changes no sample, so the digest stays as it is (see
+:mod:`pegasus_kafka.ring.content`); rings that merge at other moments, or a
+merge a crash skipped, leave other block boundaries, never other data. The
+merged block holds the samples in the order a reader of the separate blocks
+sees them (by time, earlier seals first), so reads give the same answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pegasus_kafka.ring import blocks, rollup
+from pegasus_kafka.ring.blocks import Samples
+from pegasus_kafka.ring.layout import block_key
+from pegasus_kafka.ring.store import Batch
+from pegasus_kafka.schema import LIMIT
+
+FANIN = 8
+MAX_LEVEL = 2
+#: points merged per batch, which bounds a merge's memory and lock time
+CHUNK_POINTS = 2048
+_DAY_PREFIX = 15  # data type, ikey, host, day: the block key without its seal
+
+#: (merged block's key, keys of the blocks it replaces, their contents)
+Group = tuple[bytes, list[bytes], list[bytes]]
+
+
+def span_due(seq: int) -> int:
+    """How many seals the merge after seal ``seq`` covers; 0 when none is due."""
+    span = 0
+    for level in range(1, MAX_LEVEL + 1):
+        if seq % FANIN**level == 0:
+            span = FANIN**level
+    return span
+
+
+def stage_blocks(
+    batch: Batch, dtype: int, s: Samples, starts: np.ndarray, keys: list[bytes]
+) -> None:
+    """Stage runs of ``s`` (run g begins at ``starts[g]``) as blocks under ``keys``,
+    with their summaries; outside the digest, which counts the samples themselves."""
+    blobs = blocks.encode_many(s, starts)
+    summaries = rollup.summarise_many(s, starts) if dtype != LIMIT else None
+    for g, (key, blob) in enumerate(zip(keys, blobs, strict=True)):
+        batch.put_raw("blocks", key, blob)
+        summary = summaries[g] if summaries is not None else None
+        if summary is not None:
+            batch.put_raw("summaries", key, summary)
+
+
+def collect(
+    snap: Any, dtype: int, ikeys: list[int], hosts: int, days: list[int], lo: int, hi: int
+) -> list[Group]:
+    """Every (point, host, day) with two or more blocks of seals ``(lo, hi]``."""
+    out: list[Group] = []
+    it = snap.iter()
+    for ikey in ikeys:
+        for host in range(hosts):
+            for day in days:
+                start = block_key(dtype, ikey, host, day, lo + 1)
+                keys: list[bytes] = []
+                blobs: list[bytes] = []
+                it.seek(start)
+                while it.valid():
+                    key = it.key()
+                    if key[:_DAY_PREFIX] != start[:_DAY_PREFIX]:
+                        break
+                    if int.from_bytes(key[_DAY_PREFIX:], "big") > hi:
+                        break
+                    keys.append(key)
+                    blobs.append(it.value())
+                    it.next()
+                if len(keys) > 1:
+                    out.append((block_key(dtype, ikey, host, day, hi), keys, blobs))
+    return out
+
+
+def stage_merge(batch: Batch, dtype: int, groups: list[Group]) -> None:
+    """Stage each group's blocks replaced by one block of all their samples."""
+    samples, starts = blocks.decode_many([b for _, _, blobs in groups for b in blobs])
+    block_group = np.repeat(np.arange(len(groups)), [len(blobs) for _, _, blobs in groups])
+    counts = np.diff(np.append(starts, len(samples)))
+    group = np.repeat(block_group, counts)
+    # By group, then time; ties keep block order (earlier seals first).
+    order = np.lexsort((np.arange(len(samples)), samples.times, group))
+    merged = Samples(
+        times=samples.times[order],
+        values=samples.values[order],
+        quality=samples.quality[order],
+        role=samples.role[order],
+        changes=None if samples.changes is None else samples.changes[order],
+    )
+    firsts = np.searchsorted(group[order], np.arange(len(groups)))
+    # Deletes first: the merged key is often one of the replaced ones. Only
+    # blocks large enough to have summaries have one to delete.
+    summarised = iter((counts >= rollup.MIN_SUMMARY_SAMPLES).tolist())
+    for _, keys, _ in groups:
+        for key in keys:
+            batch.delete_raw("blocks", key)
+            if next(summarised):
+                batch.delete_raw("summaries", key)
+    stage_blocks(batch, dtype, merged, firsts, [key for key, _, _ in groups])
