@@ -121,6 +121,10 @@ class StoreSettings:
     sync_writes: bool = False
     #: every ring records each partition's digest at offsets that are multiples of this
     checkpoint_every: int = 1000
+    #: memtables of all of a server's stores together (MiB)
+    memtable_mb: int = 256
+    #: block cache shared by all of a server's stores (MiB)
+    block_cache_mb: int = 128
 
 
 @dataclass(frozen=True)
@@ -316,6 +320,9 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"sites[{i}].hosts", "role must be primary or backup")
         if site.hosts and roles.count("primary") != 1:
             raise ConfigError(f"sites[{i}].hosts", "exactly one host starts as primary")
+    for name in ("seal_samples", "memtable_mb", "block_cache_mb"):
+        if getattr(cfg.store, name) < 1:
+            raise ConfigError(f"store.{name}", "must be at least 1")
     if cfg.server.in_sync_lag < 0:
         raise ConfigError("server.in_sync_lag", "must be at least 0")
     if cfg.server.out_of_sync_lag < cfg.server.in_sync_lag:

@@ -320,6 +320,7 @@ class Queries:
                     "lag": srv.lag.get((t, p)),
                     "digest": f"{m.store.digest:016x}",
                     "checkpoints": {str(o): f"{d:016x}" for o, d in m.store.digests(5)},
+                    "pending_seals": m.pending_seals(),
                 }
                 for (t, p), m in sorted(srv.parts.items())
             }

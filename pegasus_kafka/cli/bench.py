@@ -84,3 +84,14 @@ def aas_bench(ctx: click.Context, quick: bool, as_json: bool) -> None:
     from pegasus_kafka.bench.aas import run_aas
 
     _report(run_aas(state(ctx).cfg, quick), as_json)
+
+
+@bench.command("memory")
+@click.option("--quick", is_flag=True, help="250,000 points instead of 1,000,000.")
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON line of results.")
+@click.pass_context
+def memory_bench(ctx: click.Context, quick: bool, as_json: bool) -> None:
+    """Peak RSS of one ring server materialising a site of a million points."""
+    from pegasus_kafka.bench.memory import run_memory
+
+    _report(run_memory(state(ctx).cfg, quick), as_json)

@@ -46,7 +46,7 @@ from pegasus_kafka.ring.scan import open_store as open_scan_store
 from pegasus_kafka.ring.sealer import Sealer
 from pegasus_kafka.ring.snapshot import bootstrap, snapshot_sources
 from pegasus_kafka.ring.standby import StandbyKeeper
-from pegasus_kafka.ring.store import PartitionStore
+from pegasus_kafka.ring.store import PartitionStore, share_memory
 from pegasus_kafka.schema import EXCEPTION_RECORDS, codec
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class RingServer:
         self.server_id = server_id
         self.endpoint = endpoint
         self.data_dir = Path(cfg.store.data_dir) / ring / server_id
+        share_memory(cfg.store.memtable_mb << 20, cfg.store.block_cache_mb << 20)
         self.parts: dict[tuple[str, int], Materialiser] = {}
         self.lag: dict[tuple[str, int], int] = {}
         self.started_ms = now_ms()

@@ -43,11 +43,14 @@ from pathlib import Path
 from typing import Any, cast
 
 from rocksdict import (
+    BlockBasedOptions,
+    Cache,
     Checkpoint,
     DBCompressionType,
     Options,
     Rdict,
     WriteBatch,
+    WriteBufferManager,
     WriteOptions,
 )
 
@@ -107,8 +110,24 @@ def kv_hash(cf: str, key: bytes, value: bytes) -> int:
     return int.from_bytes(h.digest(), "little")
 
 
+_shared: dict[str, Any] = {}
+
+
+def share_memory(memtable_bytes: int, cache_bytes: int) -> None:
+    """Cap the memtables and the block cache of every store this process opens
+    from now on, all together. A server holds dozens of stores (its partitions
+    and standby copies); per-store defaults would let memory grow with their number."""
+    _shared["buffers"] = WriteBufferManager(memtable_bytes, False)
+    _shared["cache"] = Cache(cache_bytes)
+
+
 def _options() -> Options:
     opts = Options(raw_mode=True)
+    if _shared:
+        opts.set_write_buffer_manager(_shared["buffers"])
+        table = BlockBasedOptions()
+        table.set_block_cache(_shared["cache"])
+        opts.set_block_based_table_factory(table)
     opts.create_if_missing(True)
     opts.create_missing_column_families(True)
     opts.set_compression_type(DBCompressionType.lz4())
