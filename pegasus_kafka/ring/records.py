@@ -14,7 +14,7 @@ from typing import Any
 from pegasus_kafka.errors import MalformedRecord
 from pegasus_kafka.kafka.messages import Record
 from pegasus_kafka.ring.base import ApplyResult, Materialiser
-from pegasus_kafka.ring.store import Batch, PartitionStore, u64
+from pegasus_kafka.ring.store import Batch, PartitionStore, raw_items, u64
 from pegasus_kafka.schema import decode_record
 
 _SIGN = 1 << 63
@@ -106,33 +106,84 @@ class PointMatch:
 
 
 class MetaPartition(RecordPartition):
-    """Point metadata: every version by point, plus an index by time."""
+    """Point metadata: every version by point, plus an index by time.
 
-    COLUMN_FAMILIES = ("versions", "by_time", "skips")
+    ``latest`` holds each point's newest version (its number, then the
+    record), derived from ``versions`` and outside the digest. It answers the
+    version check on ingest and searches from disk, so a server's memory does
+    not grow with the number of points.
+    """
+
+    COLUMN_FAMILIES = ("versions", "by_time", "latest", "skips")
     RECORD = "pegasus.PointMeta"
+    K_LATEST_BUILT = b"latest_built"
 
     def __init__(self, store: PartitionStore) -> None:
         super().__init__(store)
-        self.latest: dict[int, dict[str, Any]] = {}
-        for _key, value in store.cf("versions").items():
-            rec = decode_record(self.RECORD, value)
-            self.latest[rec["ikey"]] = rec
+        #: versions staged in the batch being applied, not yet in ``latest``
+        self._staged: dict[int, int] = {}
+        if store.state(self.K_LATEST_BUILT) is None:
+            self._build_latest()
+
+    def _build_latest(self) -> None:
+        """Fill ``latest`` from ``versions`` (a store written before it existed)."""
+        batch = self.store.begin()
+        newest: tuple[bytes, bytes] | None = None
+        for key, value in raw_items(self.store.cf("versions").items()):
+            if newest is not None and newest[0][:8] != key[:8]:
+                batch.put_raw("latest", newest[0][:8], newest[0][8:] + newest[1])
+            newest = (key, value)
+        if newest is not None:
+            batch.put_raw("latest", newest[0][:8], newest[0][8:] + newest[1])
+        batch.put_state(self.K_LATEST_BUILT, b"1")
+        self.store.commit(batch, self.store.applied_offset)
+
+    def _apply_batch(self, records: list[Record]) -> ApplyResult:
+        self._staged.clear()
+        return super()._apply_batch(records)
+
+    def _known_version(self, ikey: int) -> int | None:
+        staged = self._staged.get(ikey)
+        if staged is not None:
+            return staged
+        raw = self.store.cf("latest").get(_ikey_bytes(ikey))
+        return None if raw is None else int(struct.unpack_from(">I", raw)[0])
 
     def _stage(self, batch: Batch, offset: int, rec: dict[str, Any], value: bytes) -> bool:
-        known = self.latest.get(rec["ikey"])
-        if known is not None and rec["version"] <= known["version"]:
+        known = self._known_version(rec["ikey"])
+        if known is not None and rec["version"] <= known:
             return False
-        key = _ikey_bytes(rec["ikey"]) + struct.pack(">I", rec["version"])
+        version = struct.pack(">I", rec["version"])
+        key = _ikey_bytes(rec["ikey"]) + version
         batch.put("versions", key, value)
         batch.put("by_time", u64(max(rec["valid_from_ms"], 0)) + key, b"")
-        self.latest[rec["ikey"]] = rec
+        batch.put_raw("latest", _ikey_bytes(rec["ikey"]), version + value)
+        self._staged[rec["ikey"]] = rec["version"]
         return True
 
     def search(self, match: PointMatch, limit: int) -> list[dict[str, Any]]:
-        """The current description of every point that matches, by invariant key."""
-        with self.lock:
-            latest = sorted(self.latest.items())
-        return [rec for _, rec in latest if match.accepts(rec)][:limit]
+        """The current description of every point that matches, by invariant key.
+
+        Records whose bytes cannot hold the searched strings are skipped
+        without decoding (Avro keeps strings as UTF-8; for ASCII strings,
+        folding the bytes' case folds the text's); the rest are decoded and
+        matched exactly.
+        """
+        wanted = (match.name, match.site, match.substation)
+        # bytes fold case for ASCII only, so only ASCII strings prefilter
+        needles = [n.lower().encode() for n in wanted if n and n.isascii()]
+        out: list[dict[str, Any]] = []
+        for _, raw in raw_items(self.store.cf("latest").items()):
+            if needles:
+                folded = raw.lower()
+                if not all(n in folded for n in needles):
+                    continue
+            rec = decode_record(self.RECORD, raw[4:])
+            if match.accepts(rec):
+                out.append(rec)
+                if len(out) >= limit:
+                    break
+        return out
 
     def versions(self, ikey: int) -> list[dict[str, Any]]:
         prefix = _ikey_bytes(ikey)
