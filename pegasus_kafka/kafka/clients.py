@@ -62,8 +62,11 @@ def consumer(cfg: Config, group: str, **extra: Any) -> Consumer:
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
             "enable.partition.eof": False,
-            "fetch.max.bytes": 64 * 1024 * 1024,
-            "max.partition.fetch.bytes": 16 * 1024 * 1024,
+            # Prefetch is per partition: a server owning dozens would otherwise
+            # buffer hundreds of megabytes while it replays.
+            "queued.max.messages.kbytes": 2048,
+            "fetch.max.bytes": 16 * 1024 * 1024,
+            "max.partition.fetch.bytes": 1024 * 1024,
         }
     )
     conf.update(extra)

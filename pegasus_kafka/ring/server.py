@@ -13,6 +13,7 @@ documented in :mod:`pegasus_kafka.ring.store`.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 import time
@@ -52,6 +53,20 @@ from pegasus_kafka.schema import EXCEPTION_RECORDS, codec
 log = logging.getLogger(__name__)
 
 
+def _limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's malloc arenas. With a thread per client, sealer and RocksDB
+    worker, glibc would keep up to eight arenas a core, each holding on to
+    memory it freed; a ring server's RSS is then far above what it uses."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to tune
+        return
+    libc.mallopt(_M_ARENA_MAX, arenas)
+
+
+_M_ARENA_MAX = -8
+
+
 class RingServer:
     def __init__(self, cfg: Config, ring: str, server_id: str, endpoint: str = "") -> None:
         self.cfg = cfg
@@ -59,6 +74,7 @@ class RingServer:
         self.server_id = server_id
         self.endpoint = endpoint
         self.data_dir = Path(cfg.store.data_dir) / ring / server_id
+        _limit_malloc_arenas()
         share_memory(cfg.store.memtable_mb << 20, cfg.store.block_cache_mb << 20)
         self.parts: dict[tuple[str, int], Materialiser] = {}
         self.lag: dict[tuple[str, int], int] = {}
