@@ -243,11 +243,14 @@ class ScanPartition(Materialiser):
         """Merge every (point, host, day)'s blocks of seals (lo, hi] into one
         (see :mod:`pegasus_kafka.ring.tiers`); the caller holds the seal lock."""
         days: set[int] = set()
-        for seq in range(lo + 1, hi + 1):
-            raw = self.store.state(b"days/%d" % seq)
-            if raw is None:  # a seal from before a restart lost its days: leave them
-                return
-            days.update(json.loads(raw))
+        try:
+            for seq in range(lo + 1, hi + 1):
+                raw = self.store.state(b"days/%d" % seq)
+                if raw is None:  # blocks loaded around the seals: leave them
+                    return
+                days.update(json.loads(raw))
+        except StoreClosed:
+            return
         with self.lock:
             if self.store.closed:
                 return

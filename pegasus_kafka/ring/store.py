@@ -238,9 +238,13 @@ class PartitionStore:
         return self._handles[cf]
 
     def cf(self, name: str) -> Rdict:
+        if self._closed:
+            raise StoreClosed(f"store {self.path} is closed")
         return self.db.get_column_family(name)
 
     def state(self, key: bytes) -> bytes | None:
+        if self._closed:
+            raise StoreClosed(f"store {self.path} is closed")
         return self._meta.get(key)
 
     def begin(self) -> Batch:
