@@ -131,6 +131,10 @@ class MetaPartition(RecordPartition):
             self._latest = None  # an open column family would keep the store open
             super().close()
 
+    def scan_digest(self) -> tuple[int, int, int]:
+        # ``latest`` is derived from ``versions`` and outside the digest.
+        return self.store.scan_digest(self.lock, families=("versions", "by_time", "skips"))
+
     def _build_latest(self) -> None:
         """Fill ``latest`` from ``versions`` (a store written before it existed)."""
         batch = self.store.begin()

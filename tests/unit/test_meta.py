@@ -82,5 +82,6 @@ def test_a_store_without_the_latest_index_builds_it_on_open(tmp_path: Path) -> N
     part = open_meta(tmp_path / "m")
     assert [(r["ikey"], r["name"]) for r in part.search(PointMatch(), 10)] == [(1, "B"), (2, "C")]
     assert part.store.digest == digest, "the index is outside the digest"
+    assert part.scan_digest() == (part.store.applied_offset, digest, digest)
     assert part.apply(records([meta(1, 2, "B")], first=3)).duplicates == 1
     part.close()
