@@ -79,11 +79,6 @@ class Samples:
         return int(self.times.shape[0])
 
 
-def _unshuffle(data: bytes, dtype: str, n: int) -> np.ndarray:
-    size = np.dtype(dtype).itemsize
-    return np.frombuffer(data, np.uint8).reshape(size, n).T.copy().view(dtype).reshape(n)
-
-
 def _grouped_shuffle(a: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Byte-shuffle each group of 8-byte values on its own, for all groups at once."""
     n = len(a)
@@ -197,38 +192,7 @@ def encode(s: Samples) -> bytes:
 
 
 def decode(blob: bytes) -> Samples:
-    try:
-        magic, version, mode, scale, width, has_changes, n, t0 = _HEADER.unpack_from(blob)
-    except struct.error:
-        raise StoreError("block too short for its header") from None
-    if magic != MAGIC or version != VERSION:
-        raise StoreError(f"unknown block format {magic!r} v{version}")
-    try:
-        body = blob[_HEADER.size :] if mode & F_RAW else _dctx().decompress(blob[_HEADER.size :])
-    except zstandard.ZstdError as exc:
-        raise StoreError(f"block body does not decompress: {exc}") from None
-    mode &= ~F_RAW
-    nv = n * width
-    sizes = [8 * n, 8 * nv, n, n, n if has_changes else 0]
-    if len(body) != sum(sizes):
-        raise StoreError("block body has the wrong length")
-    offsets = np.cumsum([0, *sizes])
-    chunk = [body[offsets[i] : offsets[i + 1]] for i in range(5)]
-    times = t0 + np.cumsum(_unshuffle(chunk[0], "<i8", n))
-    if mode == MODE_DECIMAL:
-        ints = np.cumsum(_unshuffle(chunk[1], "<i8", nv))
-        flat = ints.astype(np.float64) / 10.0**scale
-    else:
-        bits = _unshuffle(chunk[1], "<u8", nv)
-        flat = np.bitwise_xor.accumulate(bits).view(np.float64)
-    values = flat.reshape(width, n).T.copy() if width > 1 else flat
-    return Samples(
-        times=times,
-        values=values,
-        quality=np.frombuffer(chunk[2], np.uint8).copy(),
-        role=np.frombuffer(chunk[3], np.uint8).copy(),
-        changes=np.frombuffer(chunk[4], np.uint8).copy() if has_changes else None,
-    )
+    return decode_many([blob])[0]
 
 
 def _unzipped(blob: bytes) -> bytes:
@@ -266,6 +230,8 @@ def decode_many(blobs: list[bytes]) -> tuple[Samples, np.ndarray]:
     Bit for bit what :func:`decode` gives for each block; it is how merging
     reads thousands of small blocks without a Python step per sample.
     """
+    if not blobs:
+        return empty(), np.zeros(0, np.int64)
     whole = [_unzipped(b) for b in blobs]
     lens = np.fromiter(map(len, whole), np.int64, len(whole))
     buf = np.frombuffer(b"".join(whole), np.uint8)

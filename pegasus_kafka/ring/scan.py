@@ -400,8 +400,10 @@ class ScanPartition(Materialiser):
         host_ids = [hosts.index(f"{f.site}/{f.host}") for f in unsealed]
         out: dict[str, Samples] = {}
         for host_id, name in enumerate(hosts):
-            parts = list(self._read_blocks(snap, dtype, ikey, host_id, t0, t1))
+            found = list(self._block_values(snap, dtype, ikey, host_id, t0, t1))
             mine = [f for f, h in zip(unsealed, host_ids, strict=True) if h == host_id]
+            # One decode for all the blocks, in key order, as concat expects them.
+            parts = [blocks.decode_many(found)[0]] if found else []
             parts.append(_head_samples(mine, ikey, dtype))
             merged = blocks.concat(parts)
             if len(merged):
@@ -448,7 +450,8 @@ class ScanPartition(Materialiser):
         log.error("unreadable entry path=%s cf=%s key=%s", self.store.path, cf, key.hex())
         return kv_hash(cf, key, value)
 
-    def _read_blocks(self, cf: Any, dtype: int, ikey: int, host: int, t0: int, t1: int) -> Any:
+    def _block_values(self, cf: Any, dtype: int, ikey: int, host: int, t0: int, t1: int) -> Any:
+        """The stored blocks of one point and host over the days of [t0, t1], in key order."""
         prefix = series_prefix(dtype, ikey, host)
         it = cf.iter()
         it.seek(block_key(dtype, ikey, host, max(t0, 0) // DAY_MS, 0))
@@ -457,7 +460,7 @@ class ScanPartition(Materialiser):
             key = it.key()
             if not key.startswith(prefix) or block_day(key) > last_day:
                 break
-            yield blocks.decode(it.value())
+            yield it.value()
             it.next()
 
 

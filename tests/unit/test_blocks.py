@@ -113,7 +113,7 @@ def test_many_runs_encode_like_each_run_alone(runs: list[list[float]]) -> None:
     _assert_bits_equal(whole, got)
 
 
-def test_limit_blocks_decode_many_like_one_by_one() -> None:
+def test_limit_blocks_decode_many_at_once() -> None:
     from pegasus_kafka.ring.blocks import decode_many, encode_many
 
     rng = np.random.default_rng(3)
@@ -125,3 +125,16 @@ def test_limit_blocks_decode_many_like_one_by_one() -> None:
     got, begins = decode_many(blobs)
     assert got.values.shape == (90, 4) and begins.tolist() == starts.tolist()
     _assert_bits_equal(s, got)
+
+
+@pytest.mark.parametrize("raw", [True, False])
+def test_damaged_blocks_raise_a_store_error(raw: bool) -> None:
+    from pegasus_kafka.errors import StoreError
+
+    n = 10 if raw else 200  # stored as is, or compressed
+    blob = encode(_samples(np.round(np.linspace(0, 50, n), 1)))
+    # Damaged bytes inside a body decode to other samples, which the digest
+    # catches; a damaged structure is refused here.
+    for bad in (blob[:10], b"XX" + blob[2:], blob[:-3]):
+        with pytest.raises(StoreError):
+            decode(bad)
