@@ -79,18 +79,6 @@ class Samples:
         return int(self.times.shape[0])
 
 
-def _grouped_shuffle(a: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Byte-shuffle each group of 8-byte values on its own, for all groups at once."""
-    n = len(a)
-    step = np.repeat(counts, counts)
-    # Byte j of value i goes to 8 * start + j * count + (i - start).
-    base = np.arange(n, dtype=np.int64) + 7 * np.repeat(starts, counts)
-    dest = base[:, None] + np.arange(8)[None, :] * step[:, None]
-    out = np.empty(n * 8, np.uint8)
-    out[dest.ravel()] = np.ascontiguousarray(a).view(np.uint8)
-    return out
-
-
 def _place(buf: np.ndarray, column: np.ndarray, dest: np.ndarray, counts: np.ndarray) -> None:
     """Copy a group-contiguous byte column into ``buf``, group g's bytes from ``dest[g]`` on."""
     n = len(column)
@@ -152,8 +140,6 @@ def encode_many(s: Samples, starts: np.ndarray) -> list[bytes]:
     times = s.times.astype(np.int64)
     # The header holds each run's first time; the column holds steps from it.
     since_first = times - times[starts][gid]
-    time_bytes = _grouped_shuffle(_within_group_delta(since_first, starts), starts, counts)
-    value_bytes = _grouped_shuffle(values, fstarts, fcounts)
     has_changes = s.changes is not None
     # Every block laid out in one buffer: header, times, values, quality,
     # role and transitions, so a block is one slice.
@@ -171,8 +157,12 @@ def encode_many(s: Samples, starts: np.ndarray) -> list[bytes]:
     buf = np.empty(int(sizes.sum()), np.uint8)
     h = np.full(len(starts), _HEADER.size, np.int64)
     _place(buf, header.view(np.uint8), region, h)
-    _place(buf, time_bytes, body, 8 * counts)
-    _place(buf, value_bytes, body + 8 * counts, 8 * width * counts)
+    # Byte-shuffled straight into place: byte j of a run's value p at j * count + p.
+    steps = _within_group_delta(since_first, starts)
+    _scatter8(buf, steps, body[gid] + pos, counts[gid])
+    fgid = np.repeat(np.arange(len(starts)), fcounts)
+    fpos = np.arange(n * width, dtype=np.int64) - fstarts[fgid]
+    _scatter8(buf, values, body[fgid] + 8 * counts[fgid] + fpos, fcounts[fgid])
     after = body + (8 + 8 * width) * counts
     _place(buf, s.quality.astype(np.uint8), after, counts)
     _place(buf, s.role.astype(np.uint8), after + counts, counts)
@@ -215,6 +205,12 @@ def _grouped_scan(x: np.ndarray, starts: np.ndarray, gid: np.ndarray, xor: bool)
         return acc ^ (acc[starts] ^ x[starts])[gid]
     acc = np.cumsum(x)
     return acc - (acc[starts] - x[starts])[gid]
+
+
+def _scatter8(buf: np.ndarray, a: np.ndarray, first: np.ndarray, stride: np.ndarray) -> None:
+    """Write 8-byte values so that byte j of value i lies at ``first[i] + j * stride[i]``."""
+    idx = first[:, None] + np.arange(8)[None, :] * stride[:, None]
+    buf[idx] = np.ascontiguousarray(a).view(np.uint8).reshape(-1, 8)
 
 
 def _gather8(buf: np.ndarray, first: np.ndarray, stride: np.ndarray, dtype: str) -> np.ndarray:

@@ -48,7 +48,14 @@ from pegasus_kafka.ring import blocks, content, rollup, tiers, trend
 from pegasus_kafka.ring.base import ApplyResult, Materialiser
 from pegasus_kafka.ring.blocks import Samples
 from pegasus_kafka.ring.current import CurrentTable
-from pegasus_kafka.ring.layout import DAY_MS, block_day, block_key, parse_block_key, series_prefix
+from pegasus_kafka.ring.layout import (
+    DAY_MS,
+    block_day,
+    block_key,
+    block_keys,
+    parse_block_key,
+    series_prefix,
+)
 from pegasus_kafka.ring.store import MASK, Batch, PartitionStore, kv_hash, raw_items, u64
 from pegasus_kafka.schema import LIMIT, STATUS, Frame, decode_frame
 
@@ -302,12 +309,7 @@ class ScanPartition(Materialiser):
             role=cols["role"][order],
             changes=cols["changes"][order] if dtype == STATUS else None,
         )
-        keys = [
-            block_key(dtype, k, h, d, seal_seq)
-            for k, h, d in zip(
-                ikeys[starts].tolist(), host[starts].tolist(), day[starts].tolist(), strict=True
-            )
-        ]
+        keys = block_keys(dtype, ikeys[starts], host[starts], day[starts], seal_seq)
         tiers.stage_blocks(batch, dtype, ordered, starts, keys)
 
     def load_history(

@@ -163,6 +163,13 @@ class Batch:
         self._wb.put(key, value, self._store.handle(cf))
         self.writes += 1
 
+    def put_many_raw(self, cf: str, keys: list[bytes], values: list[bytes]) -> None:
+        """:meth:`put_raw` for many keys of one column family."""
+        put, handle = self._wb.put, self._store.handle(cf)
+        for key, value in zip(keys, values, strict=True):
+            put(key, value, handle)
+        self.writes += len(keys)
+
     def delete_raw(self, cf: str, key: bytes) -> None:
         """Stage a delete of derived data, outside the digest."""
         self._wb.delete(key, self._store.handle(cf))

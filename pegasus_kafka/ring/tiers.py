@@ -54,11 +54,10 @@ def stage_blocks(
     with their summaries; outside the digest, which counts the samples themselves."""
     blobs = blocks.encode_many(s, starts)
     summaries = rollup.summarise_many(s, starts) if dtype != LIMIT else None
-    for g, (key, blob) in enumerate(zip(keys, blobs, strict=True)):
-        batch.put_raw("blocks", key, blob)
-        summary = summaries[g] if summaries is not None else None
-        if summary is not None:
-            batch.put_raw("summaries", key, summary)
+    batch.put_many_raw("blocks", keys, blobs)
+    if summaries is not None:
+        kept = [(k, v) for k, v in zip(keys, summaries, strict=True) if v is not None]
+        batch.put_many_raw("summaries", [k for k, _ in kept], [v for _, v in kept])
 
 
 def collect(

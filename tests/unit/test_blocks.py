@@ -138,3 +138,15 @@ def test_damaged_blocks_raise_a_store_error(raw: bool) -> None:
     for bad in (blob[:10], b"XX" + blob[2:], blob[:-3]):
         with pytest.raises(StoreError):
             decode(bad)
+
+
+def test_block_keys_at_once_equal_one_by_one() -> None:
+    from pegasus_kafka.ring.layout import block_key, block_keys, parse_block_key
+
+    ikeys = np.array([-(2**63), -5, 0, 7, 2**62, 2**63 - 1], np.int64)
+    hosts = np.array([0, 1, 2, 3, 4, 65535])
+    days = np.array([0, 1, 19000, 20000, 2**31, 2**32 - 1])
+    keys = block_keys(3, ikeys, hosts, days, 12345)
+    for k, i, h, d in zip(keys, ikeys.tolist(), hosts.tolist(), days.tolist(), strict=True):
+        assert k == block_key(3, i, h, d, 12345)
+        assert parse_block_key(k) == (3, i, h, d, 12345)
