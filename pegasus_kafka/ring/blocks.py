@@ -16,7 +16,6 @@ which are the same point's other blocks.
 
 from __future__ import annotations
 
-import struct
 import threading
 from dataclasses import dataclass
 
@@ -27,8 +26,6 @@ from pegasus_kafka.errors import StoreError
 
 MAGIC = b"PB"
 VERSION = 1
-# magic, version, mode, scale, width, has_changes, n, t0
-_HEADER = struct.Struct("<2sBBbBBIq")
 MODE_FLOAT, MODE_DECIMAL = 0, 1
 #: mode flag: the body is stored as it is, not zstd-compressed
 F_RAW = 0x80
@@ -45,7 +42,7 @@ _HEADER_DTYPE = np.dtype(
         ("t0", "<i8"),
     ]
 )
-assert _HEADER_DTYPE.itemsize == _HEADER.size
+_HEADER_SIZE = _HEADER_DTYPE.itemsize
 _MAX_EXACT = 2.0**52
 
 _local = threading.local()
@@ -144,9 +141,9 @@ def encode_many(s: Samples, starts: np.ndarray) -> list[bytes]:
     # Every block laid out in one buffer: header, times, values, quality,
     # role and transitions, so a block is one slice.
     row = 8 + 8 * width + 2 + int(has_changes)
-    sizes = _HEADER.size + counts * row
+    sizes = _HEADER_SIZE + counts * row
     region = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
-    body = region + _HEADER.size
+    body = region + _HEADER_SIZE
     raw = counts < RAW_BELOW
     header = np.zeros(len(starts), _HEADER_DTYPE)
     header["magic"], header["version"] = MAGIC, VERSION
@@ -155,7 +152,7 @@ def encode_many(s: Samples, starts: np.ndarray) -> list[bytes]:
     header["width"], header["has_changes"] = width, int(has_changes)
     header["n"], header["t0"] = counts, times[starts]
     buf = np.empty(int(sizes.sum()), np.uint8)
-    h = np.full(len(starts), _HEADER.size, np.int64)
+    h = np.full(len(starts), _HEADER_SIZE, np.int64)
     _place(buf, header.view(np.uint8), region, h)
     # Byte-shuffled straight into place: byte j of a run's value p at j * count + p.
     steps = _within_group_delta(since_first, starts)
@@ -187,15 +184,15 @@ def decode(blob: bytes) -> Samples:
 
 def _unzipped(blob: bytes) -> bytes:
     """A block with its body stored as it is (what a block under RAW_BELOW holds)."""
-    if len(blob) < _HEADER.size:
+    if len(blob) < _HEADER_SIZE:
         raise StoreError("block too short for its header")
     if blob[3] & F_RAW:
         return blob
     try:
-        body = _dctx().decompress(blob[_HEADER.size :])
+        body = _dctx().decompress(blob[_HEADER_SIZE:])
     except zstandard.ZstdError as exc:
         raise StoreError(f"block body does not decompress: {exc}") from None
-    return blob[:3] + bytes([blob[3] | F_RAW]) + blob[4 : _HEADER.size] + body
+    return blob[:3] + bytes([blob[3] | F_RAW]) + blob[4:_HEADER_SIZE] + body
 
 
 def _grouped_scan(x: np.ndarray, starts: np.ndarray, gid: np.ndarray, xor: bool) -> np.ndarray:
@@ -232,7 +229,7 @@ def decode_many(blobs: list[bytes]) -> tuple[Samples, np.ndarray]:
     lens = np.fromiter(map(len, whole), np.int64, len(whole))
     buf = np.frombuffer(b"".join(whole), np.uint8)
     region = np.concatenate(([0], np.cumsum(lens)[:-1])).astype(np.int64)
-    head = buf[region[:, None] + np.arange(_HEADER.size)].copy().view(_HEADER_DTYPE).ravel()
+    head = buf[region[:, None] + np.arange(_HEADER_SIZE)].copy().view(_HEADER_DTYPE).ravel()
     if (head["magic"] != MAGIC).any() or (head["version"] != VERSION).any():
         raise StoreError("unknown block format among the blocks")
     width, has_changes = int(head["width"][0]), bool(head["has_changes"][0])
@@ -240,13 +237,13 @@ def decode_many(blobs: list[bytes]) -> tuple[Samples, np.ndarray]:
         raise StoreError("blocks of different layouts decoded together")
     counts = head["n"].astype(np.int64)
     row = 8 + 8 * width + 2 + int(has_changes)
-    if (lens != _HEADER.size + counts * row).any():
+    if (lens != _HEADER_SIZE + counts * row).any():
         raise StoreError("block body has the wrong length")
     n = int(counts.sum())
     starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
     gid = np.repeat(np.arange(len(blobs)), counts)
     pos = np.arange(n, dtype=np.int64) - starts[gid]
-    body = region + _HEADER.size
+    body = region + _HEADER_SIZE
     steps = _gather8(buf, body[gid] + pos, counts[gid], "<i8")
     times = head["t0"].astype(np.int64)[gid] + _grouped_scan(steps, starts, gid, xor=False)
     # Values: per block, the limit columns one after another, shuffled as one run.
