@@ -230,11 +230,12 @@ class ScanPartition(Materialiser):
                     batch.delete_raw("frames", u64(offset))
                 for t, table in enumerate(gen.current):
                     batch.put_state(b"current/%d" % t, table)
+                # The days each seal touched, for the merges that cover it.
+                days = sorted({f.scan_time_ms // DAY_MS for _, f in gen.frames})
+                batch.put_state(b"days/%d" % gen.seq, json.dumps(days).encode())
+                batch.delete_raw("meta", b"days/%d" % (gen.seq - tiers.FANIN**tiers.MAX_LEVEL))
             except StoreClosed:
                 return False
-            days = sorted({f.scan_time_ms // DAY_MS for _, f in gen.frames})
-            batch.put_state(b"days/%d" % gen.seq, json.dumps(days).encode())
-            batch.delete_raw("meta", b"days/%d" % (gen.seq - tiers.FANIN**tiers.MAX_LEVEL))
             with self.lock:
                 if self.store.closed:
                     return False
