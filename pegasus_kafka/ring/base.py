@@ -14,14 +14,12 @@ class ApplyResult:
     applied: int = 0
     samples: int = 0
     duplicates: int = 0
-    sealed: bool = False
     dead: list[tuple[int, str]] = field(default_factory=list)
 
     def merge(self, other: ApplyResult) -> None:
         self.applied += other.applied
         self.samples += other.samples
         self.duplicates += other.duplicates
-        self.sealed = self.sealed or other.sealed
         self.dead.extend(other.dead)
 
 

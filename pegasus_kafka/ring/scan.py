@@ -201,7 +201,6 @@ class ScanPartition(Materialiser):
                 if self._should_seal():
                     self.seal_seq += 1
                     self._freeze(offset + 1, self.seal_seq)
-                    result.sealed = True
             batch.put_state(K_STATE, self._state_bytes())
             self.store.commit(batch, records[-1][0] + 1)
         return result

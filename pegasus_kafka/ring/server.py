@@ -292,7 +292,7 @@ class RingServer:
             seconds = time.perf_counter() - started
             metrics.observe_batch(self.ring, topic, partition, result, seconds)
             self._dead_letters(topic, partition, records, result)
-            if result.sealed or mat.pending_seals():
+            if mat.pending_seals():
                 assert self.sealer is not None
                 self.sealer.offer(mat)
             touched[(topic, partition)] = mat
