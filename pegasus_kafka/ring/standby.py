@@ -67,6 +67,8 @@ class StandbyKeeper:
         self._lock = threading.Condition()
         self._opening: set[TP] = set()
         self._adopted: list[TP] = []
+        #: What the consumer is assigned; only the standby thread touches it.
+        self._assigned: set[TP] = set()
         self._lag: dict[TP, int] = {}
         self._stop = threading.Event()
         self._consumer: Consumer = clients.consumer(
@@ -177,10 +179,16 @@ class StandbyKeeper:
                 tp[1],
                 mat.store.applied_offset,
             )
-        if unassign:
-            self._consumer.incremental_unassign([TopicPartition(t, p) for t, p in unassign])
+        # A copy adopted and taken between two passes was never assigned, and
+        # librdkafka refuses to unassign what it does not hold: that refusal
+        # would also lose this pass's assigns.
+        gone = sorted(set(unassign) & self._assigned)
+        if gone:
+            self._consumer.incremental_unassign([TopicPartition(t, p) for t, p in gone])
+            self._assigned.difference_update(gone)
         if assign:
             self._consumer.incremental_assign(assign)
+            self._assigned.update((tp.topic, tp.partition) for tp in assign)
 
     def lags(self) -> dict[str, int]:
         """Records each standby copy is behind its partition's end, as last measured."""

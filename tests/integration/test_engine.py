@@ -106,31 +106,36 @@ def test_a_lost_server_hands_over_from_standby_not_from_zero(cfg: Config) -> Non
     ring = start_ring(cfg, "warm", servers=2)
     try:
         wait_caught_up(ring, cfg)
-        s1, s2 = ring.servers
         ends = end_offsets(cfg)
+        # The lost server must own data: the group may give one server only
+        # partitions nothing was written to, which move at offset zero.
+        lost, survivor = sorted(
+            ring.servers,
+            key=lambda s: -sum(ends[f"{t}:{p}"] for t, p in s.server.parts),
+        )
 
         def standby_complete() -> bool:
-            keeper = s2.server.standby
+            keeper = survivor.server.standby
             assert keeper is not None
-            owned_by_s1 = {tuple(k) for k in s1.server.parts}
+            owned = {tuple(k) for k in lost.server.parts}
             copies = dict(keeper.parts)
-            return bool(owned_by_s1) and all(
+            return bool(owned) and all(
                 tp in copies and copies[tp].store.applied_offset >= ends[f"{tp[0]}:{tp[1]}"]
-                for tp in owned_by_s1
+                for tp in owned
             )
 
-        wait_for(standby_complete, 60, "s2 to hold warm copies of s1's partitions")
-        moved = set(s1.server.parts)
-        s1.stop()
-        wait_for(lambda: moved <= set(s2.server.parts), 60, "s1's partitions to move to s2")
+        wait_for(standby_complete, 60, "the survivor to hold warm copies of the lost partitions")
+        moved = set(lost.server.parts)
+        lost.stop()
+        wait_for(lambda: moved <= set(survivor.server.parts), 60, "the partitions to move")
         for tp in moved:
-            offset, source = s2.server.assigned_from[tp]
+            offset, source = survivor.server.assigned_from[tp]
             assert source == "standby", tp
             assert offset == ends[f"{tp[0]}:{tp[1]}"], (tp, offset)
-        assert any(s2.server.assigned_from[tp][0] > 0 for tp in moved), (
+        assert any(survivor.server.assigned_from[tp][0] > 0 for tp in moved), (
             moved,
             ends,
-            s2.server.assigned_from,
+            survivor.server.assigned_from,
         )
         # The survivor keeps ingesting and serves the whole ring alone.
         produce_site(cfg, range(2030, 2035))
