@@ -296,8 +296,9 @@ def _build(cls: type, table: Any, path: str) -> Any:
 
 
 def _validate(cfg: Config) -> None:
-    if cfg.topics.partitions < 1:
-        raise ConfigError("topics.partitions", "must be at least 1")
+    if not 1 <= cfg.topics.partitions <= 65535:
+        # Partition numbers are sorted as 16-bit integers when scans are cut.
+        raise ConfigError("topics.partitions", "must be from 1 to 65535")
     if cfg.topics.replication_factor < 1:
         raise ConfigError("topics.replication_factor", "must be at least 1")
     if not 1 <= cfg.topics.min_insync_replicas <= cfg.topics.replication_factor:

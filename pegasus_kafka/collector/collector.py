@@ -216,6 +216,7 @@ class Collector:
         stop = stop or threading.Event()
         while not stop.is_set() and (count is None or done < count):
             if pace:
+                self.source.prepare(seq)
                 wait = (seq * period) / 1000 - time.time()
                 while wait > 0 and not stop.is_set():
                     self.pump()

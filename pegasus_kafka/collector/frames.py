@@ -41,7 +41,15 @@ def cut_frames(
 ) -> list[tuple[int, Frame]]:
     """(partition, frame) pairs, keys sorted within each frame."""
     parts = partitions_of(scan.ikeys, partitions)
-    order = np.lexsort((scan.ikeys, parts))
+    # Ordered by (partition, key). A source reads its points in key order, and
+    # a stable radix sort on the partition alone then keeps the keys sorted.
+    ikeys = scan.ikeys
+    by_key = (
+        np.arange(len(ikeys))
+        if (ikeys[1:] >= ikeys[:-1]).all()
+        else np.argsort(ikeys, kind="stable")
+    )
+    order = by_key[np.argsort(parts[by_key].astype(np.uint16), kind="stable")]
     parts_sorted = parts[order]
     bounds = np.searchsorted(parts_sorted, np.arange(partitions + 1))
     out = []

@@ -187,6 +187,9 @@ class Iec104Source:
                 quality[i] |= Q_INVALID | Q_NOT_TOPICAL
         return values, quality
 
+    def prepare(self, seq: int) -> None:
+        """Readings arrive from the outstation; there is nothing to compute ahead."""
+
     def read(self, seq: int) -> ScanResult:
         values, quality = self.values()
         kinds = np.array([p.data_type for p in self.specs])

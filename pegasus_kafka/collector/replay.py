@@ -57,6 +57,9 @@ class ReplaySource:
     def metadata(self, upto: int | None = None) -> list[dict[str, Any]]:
         return []
 
+    def prepare(self, seq: int) -> None:
+        """A recording has nothing to compute ahead."""
+
     def read(self, seq: int) -> ScanResult:
         got = self._scans.get(seq)
         if got is None:

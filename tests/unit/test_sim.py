@@ -175,3 +175,31 @@ def test_the_primary_logs_actions_alarms_failovers_and_database_changes() -> Non
     assert [e["ikey"] for e in changed] == [m["ikey"] for m in b.read(31).meta]
     seqs = [e["seq"] for s in range(25, 35) for e in b.read(s).events]
     assert len(seqs) == len(set(seqs))
+
+
+def test_a_scan_prepared_ahead_reads_the_same_as_one_read_at_its_time() -> None:
+    from pegasus_kafka.config import HostConfig
+
+    site = SiteConfig(
+        "s", 3, 1000, (HostConfig("a", "primary"), HostConfig("b", "backup")), points=400,
+        status_rate=5e6, failover_scans=(30,), rename_scans=(31,),
+    )  # fmt: skip
+    ahead, now = SimSource(site, "a", PRIMARY), SimSource(site, "a", PRIMARY)
+    logged = 0
+    for seq in range(25, 35):
+        ahead.prepare(seq)
+        if seq == 28:
+            ahead.prepare(seq + 1)  # a stale preparation is not used for another scan
+        got, want = ahead.read(seq), now.read(seq)
+        assert (got.scan_time_ms, got.role, got.meta) == (want.scan_time_ms, want.role, want.meta)
+        assert got.events == want.events
+        logged += len(got.events)
+        assert [s.data_type for s in got.scans] == [s.data_type for s in want.scans]
+        for g, w in zip(got.scans, want.scans, strict=True):
+            assert np.array_equal(g.ikeys, w.ikeys)
+            assert np.array_equal(g.values, w.values, equal_nan=True)
+            assert np.array_equal(g.quality, w.quality)
+            assert (g.changes is None) == (w.changes is None)
+            if g.changes is not None:
+                assert np.array_equal(g.changes, w.changes)
+    assert logged, "the scans compared carry events"
