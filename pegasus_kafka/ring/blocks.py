@@ -76,13 +76,6 @@ class Samples:
         return int(self.times.shape[0])
 
 
-def _place(buf: np.ndarray, column: np.ndarray, dest: np.ndarray, counts: np.ndarray) -> None:
-    """Copy a group-contiguous byte column into ``buf``, group g's bytes from ``dest[g]`` on."""
-    n = len(column)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
-    buf[np.arange(n, dtype=np.int64) + np.repeat(dest - starts, counts)] = column
-
-
 def _within_group_delta(a: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """a[i] - a[i-1], with the previous value taken as 0 at each group's start."""
     prev = np.concatenate(([0], a[:-1])).astype(a.dtype)
@@ -136,42 +129,47 @@ def encode_many(s: Samples, starts: np.ndarray) -> list[bytes]:
     values = np.where(fscale >= 0, decimal, bits ^ prev)
     times = s.times.astype(np.int64)
     # The header holds each run's first time; the column holds steps from it.
-    since_first = times - times[starts][gid]
-    has_changes = s.changes is not None
-    # Every block laid out in one buffer: header, times, values, quality,
-    # role and transitions, so a block is one slice.
-    row = 8 + 8 * width + 2 + int(has_changes)
-    sizes = _HEADER_SIZE + counts * row
-    region = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
-    body = region + _HEADER_SIZE
+    steps = _within_group_delta(times - times[starts][gid], starts)
     raw = counts < RAW_BELOW
     header = np.zeros(len(starts), _HEADER_DTYPE)
     header["magic"], header["version"] = MAGIC, VERSION
     header["mode"] = np.where(scale >= 0, MODE_DECIMAL, MODE_FLOAT) | np.where(raw, F_RAW, 0)
     header["scale"] = np.maximum(scale, 0)
-    header["width"], header["has_changes"] = width, int(has_changes)
+    header["width"], header["has_changes"] = width, int(s.changes is not None)
     header["n"], header["t0"] = counts, times[starts]
-    buf = np.empty(int(sizes.sum()), np.uint8)
-    h = np.full(len(starts), _HEADER_SIZE, np.int64)
-    _place(buf, header.view(np.uint8), region, h)
-    # Byte-shuffled straight into place: byte j of a run's value p at j * count + p.
-    steps = _within_group_delta(since_first, starts)
-    _scatter8(buf, steps, body[gid] + pos, counts[gid])
-    fgid = np.repeat(np.arange(len(starts)), fcounts)
-    fpos = np.arange(n * width, dtype=np.int64) - fstarts[fgid]
-    _scatter8(buf, values, body[fgid] + 8 * counts[fgid] + fpos, fcounts[fgid])
-    after = body + (8 + 8 * width) * counts
-    _place(buf, s.quality.astype(np.uint8), after, counts)
-    _place(buf, s.role.astype(np.uint8), after + counts, counts)
-    if s.changes is not None:
-        _place(buf, s.changes.astype(np.uint8), after + 2 * counts, counts)
-    data = buf.tobytes()
-    ends = (region + sizes).tolist()
+    bytes_columns = [s.quality, s.role] + ([s.changes] if s.changes is not None else [])
     cctx = _cctx()
-    out = []
-    for a, b, e, is_raw in zip(region.tolist(), body.tolist(), ends, raw.tolist(), strict=True):
-        out.append(data[a:e] if is_raw else data[a:b] + cctx.compress(data[b:e]))
+    out: list[bytes] = [b""] * len(starts)
+    # Runs of one length share a layout: they are built as the rows of one
+    # matrix (header, times, values, quality, role, transitions), so each
+    # block is one contiguous slice and no byte is placed on its own.
+    for c in np.unique(counts).tolist():
+        runs = np.flatnonzero(counts == c)
+        k = len(runs)
+        rows = (starts[runs][:, None] + np.arange(c)).ravel()
+        frows = (fstarts[runs][:, None] + np.arange(c * width)).ravel()
+        matrix = np.concatenate(
+            [
+                header[runs].view(np.uint8).reshape(k, _HEADER_SIZE),
+                _shuffled(steps[rows].reshape(k, c)),
+                _shuffled(values[frows].reshape(k, c * width)),
+                *(col[rows].astype(np.uint8).reshape(k, c) for col in bytes_columns),
+            ],
+            axis=1,
+        )
+        data, size = matrix.tobytes(), matrix.shape[1]
+        for i, g in enumerate(runs.tolist()):
+            block = data[i * size : (i + 1) * size]
+            out[g] = block if raw[g] else block[:_HEADER_SIZE] + cctx.compress(block[_HEADER_SIZE:])
     return out
+
+
+def _shuffled(a: np.ndarray) -> np.ndarray:
+    """Rows of 8-byte values, byte-shuffled per row: byte j of value p at j * m + p."""
+    k, m = a.shape
+    return (
+        np.ascontiguousarray(a).view(np.uint8).reshape(k, m, 8).transpose(0, 2, 1).reshape(k, 8 * m)
+    )
 
 
 def encode(s: Samples) -> bytes:
@@ -202,12 +200,6 @@ def _grouped_scan(x: np.ndarray, starts: np.ndarray, gid: np.ndarray, xor: bool)
         return acc ^ (acc[starts] ^ x[starts])[gid]
     acc = np.cumsum(x)
     return acc - (acc[starts] - x[starts])[gid]
-
-
-def _scatter8(buf: np.ndarray, a: np.ndarray, first: np.ndarray, stride: np.ndarray) -> None:
-    """Write 8-byte values so that byte j of value i lies at ``first[i] + j * stride[i]``."""
-    idx = first[:, None] + np.arange(8)[None, :] * stride[:, None]
-    buf[idx] = np.ascontiguousarray(a).view(np.uint8).reshape(-1, 8)
 
 
 def _gather8(buf: np.ndarray, first: np.ndarray, stride: np.ndarray, dtype: str) -> np.ndarray:
