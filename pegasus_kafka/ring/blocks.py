@@ -202,12 +202,6 @@ def _grouped_scan(x: np.ndarray, starts: np.ndarray, gid: np.ndarray, xor: bool)
     return acc - (acc[starts] - x[starts])[gid]
 
 
-def _gather8(buf: np.ndarray, first: np.ndarray, stride: np.ndarray, dtype: str) -> np.ndarray:
-    """8-byte values whose byte j lies at ``first + j * stride`` (un-shuffling)."""
-    idx = first[:, None] + np.arange(8)[None, :] * stride[:, None]
-    return buf[idx].view(dtype).ravel()
-
-
 def decode_many(blobs: list[bytes]) -> tuple[Samples, np.ndarray]:
     """Decode blocks of one width all at once: their samples one block after
     another, and where each block begins (as :func:`encode_many` takes them).
@@ -219,9 +213,7 @@ def decode_many(blobs: list[bytes]) -> tuple[Samples, np.ndarray]:
         return empty(), np.zeros(0, np.int64)
     whole = [_unzipped(b) for b in blobs]
     lens = np.fromiter(map(len, whole), np.int64, len(whole))
-    buf = np.frombuffer(b"".join(whole), np.uint8)
-    region = np.concatenate(([0], np.cumsum(lens)[:-1])).astype(np.int64)
-    head = buf[region[:, None] + np.arange(_HEADER_SIZE)].copy().view(_HEADER_DTYPE).ravel()
+    head = np.frombuffer(b"".join([w[:_HEADER_SIZE] for w in whole]), _HEADER_DTYPE)
     if (head["magic"] != MAGIC).any() or (head["version"] != VERSION).any():
         raise StoreError("unknown block format among the blocks")
     width, has_changes = int(head["width"][0]), bool(head["has_changes"][0])
@@ -234,15 +226,26 @@ def decode_many(blobs: list[bytes]) -> tuple[Samples, np.ndarray]:
     n = int(counts.sum())
     starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
     gid = np.repeat(np.arange(len(blobs)), counts)
-    pos = np.arange(n, dtype=np.int64) - starts[gid]
-    body = region + _HEADER_SIZE
-    steps = _gather8(buf, body[gid] + pos, counts[gid], "<i8")
-    times = head["t0"].astype(np.int64)[gid] + _grouped_scan(steps, starts, gid, xor=False)
-    # Values: per block, the limit columns one after another, shuffled as one run.
     fcounts, fstarts = counts * width, starts * width
     fgid = np.repeat(np.arange(len(blobs)), fcounts)
-    fpos = np.arange(n * width, dtype=np.int64) - fstarts[fgid]
-    words = _gather8(buf, body[fgid] + 8 * counts[fgid] + fpos, fcounts[fgid], "<u8")
+    steps = np.empty(n, np.int64)
+    words = np.empty(n * width, np.uint64)
+    tails = np.empty((2 + int(has_changes), n), np.uint8)
+    # Blocks of one length share a layout: each such group is un-shuffled as
+    # the rows of one matrix, then its samples go to their blocks' places.
+    for c in np.unique(counts).tolist():
+        same = np.flatnonzero(counts == c)
+        k = len(same)
+        matrix = np.frombuffer(b"".join([whole[i] for i in same.tolist()]), np.uint8)
+        matrix = matrix.reshape(k, _HEADER_SIZE + c * row)[:, _HEADER_SIZE:]
+        rows = (starts[same][:, None] + np.arange(c)).ravel()
+        frows = (fstarts[same][:, None] + np.arange(c * width)).ravel()
+        steps[rows] = _unshuffled(matrix[:, : 8 * c]).view("<i8").ravel()
+        words[frows] = _unshuffled(matrix[:, 8 * c : 8 * c * (1 + width)]).view("<u8").ravel()
+        rest = matrix[:, 8 * c * (1 + width) :].reshape(k, -1, c)
+        tails[:, rows] = rest.transpose(1, 0, 2).reshape(len(tails), k * c)
+    times = head["t0"].astype(np.int64)[gid] + _grouped_scan(steps, starts, gid, xor=False)
+    # Values: per block, the limit columns one after another, shuffled as one run.
     mode = head["mode"] & ~np.uint8(F_RAW)
     decimal = (mode == MODE_DECIMAL)[fgid]
     ints = _grouped_scan(words.view(np.int64), fstarts, fgid, xor=False)
@@ -250,21 +253,27 @@ def decode_many(blobs: list[bytes]) -> tuple[Samples, np.ndarray]:
     scale = np.power(10.0, head["scale"].astype(np.float64))[fgid]
     flat = np.where(decimal, ints.astype(np.float64) / scale, bits.view(np.float64))
     if width > 1:
+        pos = np.arange(n, dtype=np.int64) - starts[gid]
         cols = fstarts[gid][:, None] + np.arange(width)[None, :] * counts[gid][:, None]
         values = flat[cols + pos[:, None]]
     else:
         values = flat
-    after = body[gid] + (8 + 8 * width) * counts[gid] + pos
     return (
         Samples(
             times=times,
             values=values,
-            quality=buf[after],
-            role=buf[after + counts[gid]],
-            changes=buf[after + 2 * counts[gid]] if has_changes else None,
+            quality=tails[0],
+            role=tails[1],
+            changes=tails[2] if has_changes else None,
         ),
         starts,
     )
+
+
+def _unshuffled(m: np.ndarray) -> np.ndarray:
+    """Rows of byte-shuffled 8-byte values back to (rows, values, 8) bytes."""
+    k, size = m.shape
+    return np.ascontiguousarray(m.reshape(k, 8, size // 8).transpose(0, 2, 1))
 
 
 def concat(parts: list[Samples]) -> Samples:
