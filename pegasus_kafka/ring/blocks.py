@@ -75,6 +75,16 @@ class Samples:
     def __len__(self) -> int:
         return int(self.times.shape[0])
 
+    def take(self, rows: np.ndarray) -> Samples:
+        """The samples at ``rows``, in that order."""
+        return Samples(
+            times=self.times[rows],
+            values=self.values[rows],
+            quality=self.quality[rows],
+            role=self.role[rows],
+            changes=None if self.changes is None else self.changes[rows],
+        )
+
 
 def _within_group_delta(a: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """a[i] - a[i-1], with the previous value taken as 0 at each group's start."""

@@ -131,6 +131,19 @@ def summarise_many(s: Samples, starts: np.ndarray) -> list[bytes | None]:
     starts = np.asarray(starts, np.int64)
     ends = np.append(starts[1:], n)
     counts = ends - starts
+    short = counts < MIN_SUMMARY_SAMPLES
+    if short.any():
+        # A run's summary depends on its own samples only: summarise the long
+        # runs alone (a seal's runs are mostly short).
+        out: list[bytes | None] = [None] * len(starts)
+        long_runs = np.flatnonzero(~short)
+        if len(long_runs):
+            rows = np.concatenate([np.arange(starts[g], ends[g]) for g in long_runs.tolist()])
+            sub = s.take(rows)
+            sub_starts = np.concatenate(([0], np.cumsum(counts[long_runs])[:-1]))
+            for g, blob in zip(long_runs.tolist(), summarise_many(sub, sub_starts), strict=True):
+                out[g] = blob
+        return out
     b = buckets_of(s, starts)
     # Buckets never span two runs, so each bucket's first sample names its run.
     run_of_bucket = np.searchsorted(starts, _bounds(s, starts)[0], "right") - 1
@@ -161,17 +174,10 @@ def summarise_many(s: Samples, starts: np.ndarray) -> list[bytes | None]:
     cols = np.stack([getattr(b, f).astype(np.float64) for f in FIELDS], axis=1)
     row_bytes = np.ascontiguousarray(cols).tobytes()
     hsize, rsize = _HEAD_DTYPE.itemsize, 8 * len(FIELDS)
-    out: list[bytes | None] = []
-    for g, (r0, nr, c) in enumerate(
-        zip(first_row.tolist(), rows_per_run.tolist(), counts.tolist(), strict=True)
-    ):
-        if c < MIN_SUMMARY_SAMPLES:
-            out.append(None)
-        else:
-            out.append(
-                head_bytes[g * hsize : (g + 1) * hsize] + row_bytes[r0 * rsize : (r0 + nr) * rsize]
-            )
-    return out
+    return [
+        head_bytes[g * hsize : (g + 1) * hsize] + row_bytes[r0 * rsize : (r0 + nr) * rsize]
+        for g, (r0, nr) in enumerate(zip(first_row.tolist(), rows_per_run.tolist(), strict=True))
+    ]
 
 
 def decode_summary(blob: bytes) -> Summary:

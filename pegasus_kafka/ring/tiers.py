@@ -95,13 +95,7 @@ def stage_merge(batch: Batch, dtype: int, groups: list[Group]) -> None:
     group = np.repeat(block_group, counts)
     # By group, then time; ties keep block order (earlier seals first).
     order = np.lexsort((np.arange(len(samples)), samples.times, group))
-    merged = Samples(
-        times=samples.times[order],
-        values=samples.values[order],
-        quality=samples.quality[order],
-        role=samples.role[order],
-        changes=None if samples.changes is None else samples.changes[order],
-    )
+    merged = samples.take(order)
     firsts = np.searchsorted(group[order], np.arange(len(groups)))
     # Deletes first: the merged key is often one of the replaced ones. Only
     # blocks large enough to have summaries have one to delete.

@@ -13,7 +13,7 @@ from pegasus_kafka.api.matrix import LINEAR, PREVIOUS, grid, regular
 from pegasus_kafka.collector.frames import ScanHeader, cut_frames
 from pegasus_kafka.collector.sources import SimSource
 from pegasus_kafka.config import SiteConfig
-from pegasus_kafka.ring import rollup
+from pegasus_kafka.ring import blocks, rollup
 from pegasus_kafka.ring.resolve import resolve
 from pegasus_kafka.ring.rollup import HOUR_MS, grid_from_buckets
 from pegasus_kafka.ring.scan import DAY_MS, ScanPartition, open_store
@@ -147,3 +147,24 @@ def test_old_blocks_without_summaries_are_decoded(tmp_path: Path) -> None:
     for name in before:
         assert np.array_equal(before[name], after[name], equal_nan=True), name
     part.close()
+
+
+def test_each_run_is_summarised_as_if_alone() -> None:
+    rng = np.random.default_rng(11)
+    counts = np.array([5, 130, 1, 300, 119, 120, 40, 500])
+    n = int(counts.sum())
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    times = np.concatenate([np.sort(rng.integers(0, 9 * HOUR_MS, c)) for c in counts])
+    values = np.round(rng.normal(50, 10, n), 1)
+    values[rng.random(n) < 0.05] = np.nan
+    s = blocks.Samples(
+        times.astype(np.int64),
+        values,
+        np.zeros(n, np.uint8),
+        rng.integers(0, 2, n).astype(np.uint8),
+    )
+    together = rollup.summarise_many(s, starts)
+    for g, c in enumerate(counts.tolist()):
+        alone = rollup.summarise_many(s.take(np.arange(starts[g], starts[g] + c)), np.zeros(1))
+        assert together[g] == alone[0]
+        assert (together[g] is None) == (c < rollup.MIN_SUMMARY_SAMPLES)
