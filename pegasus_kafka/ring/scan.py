@@ -36,7 +36,6 @@ import json
 import logging
 import struct
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -210,11 +209,10 @@ class ScanPartition(Materialiser):
         with self.lock:
             return len(self.frozen)
 
-    def seal(self, pause: Callable[[], None] = lambda: None) -> bool:
+    def seal(self) -> bool:
         """Seal the oldest frozen generation; False when there is none (or the
         store has closed). Encoding runs outside the partition's lock, so ingest
-        and queries go on meanwhile; the lock is held only to write the batch.
-        ``pause`` runs between pieces of the encoding and of a merge."""
+        and queries go on meanwhile; the lock is held only to write the batch."""
         with self._seal_lock:
             with self.lock:
                 if not self.frozen or self.store.closed:
@@ -226,7 +224,7 @@ class ScanPartition(Materialiser):
                 for dtype in range(4):
                     frames = [f for _, f in gen.frames if f.data_type == dtype]
                     if frames:
-                        self._seal_type(batch, dtype, frames, hosts, gen.seq, pause)
+                        self._seal_type(batch, dtype, frames, hosts, gen.seq)
                 for offset, _ in gen.frames:
                     batch.delete_raw("frames", u64(offset))
                 for t, table in enumerate(gen.current):
@@ -245,10 +243,10 @@ class ScanPartition(Materialiser):
                 self.store.commit(batch, self.store.applied_offset)
             span = tiers.span_due(gen.seq)
             if span:
-                self._merge(gen.seq - span, gen.seq, pause)
+                self._merge(gen.seq - span, gen.seq)
             return True
 
-    def _merge(self, lo: int, hi: int, pause: Callable[[], None]) -> None:
+    def _merge(self, lo: int, hi: int) -> None:
         """Merge every (point, host, day)'s blocks of seals (lo, hi] into one
         (see :mod:`pegasus_kafka.ring.tiers`); the caller holds the seal lock."""
         days: set[int] = set()
@@ -270,7 +268,6 @@ class ScanPartition(Materialiser):
         try:
             for dtype in range(4):
                 for i in range(0, len(points[dtype]), step):
-                    pause()
                     chunk = points[dtype][i : i + step]
                     groups = tiers.collect(snap, dtype, chunk, hosts, sorted(days), lo, hi)
                     if not groups:
@@ -295,13 +292,7 @@ class ScanPartition(Materialiser):
         return json.dumps(state, sort_keys=True).encode()
 
     def _seal_type(
-        self,
-        batch: Batch,
-        dtype: int,
-        frames: list[Frame],
-        hosts: list[str],
-        seal_seq: int,
-        pause: Callable[[], None],
+        self, batch: Batch, dtype: int, frames: list[Frame], hosts: list[str], seal_seq: int
     ) -> None:
         cols = _columns(frames, [hosts.index(f"{f.site}/{f.host}") for f in frames])
         day = cols["times"] // DAY_MS
@@ -319,14 +310,7 @@ class ScanPartition(Materialiser):
             changes=cols["changes"][order] if dtype == STATUS else None,
         )
         keys = block_keys(dtype, ikeys[starts], host[starts], day[starts], seal_seq)
-        # In pieces of whole runs: a block depends on its run alone.
-        ends = np.append(starts[1:], len(ordered))
-        for i in range(0, len(starts), tiers.CHUNK_POINTS):
-            pause()
-            runs = slice(i, i + tiers.CHUNK_POINTS)
-            first, last = int(starts[runs][0]), int(ends[runs][-1])
-            piece = ordered.take(slice(first, last))
-            tiers.stage_blocks(batch, dtype, piece, starts[runs] - first, keys[runs])
+        tiers.stage_blocks(batch, dtype, ordered, starts, keys)
 
     def load_history(
         self,

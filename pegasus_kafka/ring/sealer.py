@@ -7,11 +7,6 @@ What a seal writes, and the digest, do not depend on when it runs (see
 :mod:`pegasus_kafka.ring.scan`). Partitions are served in the order they
 asked, one generation at a time, so no partition waits behind another's
 whole backlog.
-
-Ingest comes first: between pieces of a seal the sealer waits while the
-consumer thread applies a batch (for at most ``GIVE_WAY_S``), so a scan that
-arrives while a seal runs is not slowed by it. RocksDB writes and much of
-the Python around numpy hold the GIL, which two busy threads would share.
 """
 
 from __future__ import annotations
@@ -20,8 +15,6 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from pegasus_kafka.ring import metrics
 from pegasus_kafka.ring.base import Materialiser
@@ -30,9 +23,6 @@ log = logging.getLogger(__name__)
 
 #: frozen generations a partition may hold before ingest seals one itself
 MAX_PENDING = 2
-#: longest a piece of a seal waits for ingest to pause, so seals still progress
-#: under a backlog (where ingest never pauses)
-GIVE_WAY_S = 0.05
 
 
 class Sealer:
@@ -41,9 +31,6 @@ class Sealer:
         self._queue: OrderedDict[int, Materialiser] = OrderedDict()
         self._cond = threading.Condition()
         self._stopped = False
-        self._applying = False
-        self._urgent = 0
-        self._idle = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="sealer", daemon=True)
         self._thread.start()
 
@@ -51,40 +38,15 @@ class Sealer:
         """Seal ``mat``'s pending generations soon; when it holds more than
         :data:`MAX_PENDING`, seal one now on the caller's thread (back-pressure)."""
         if mat.pending_seals() > MAX_PENDING:
-            # Ingest now waits for this seal, perhaps for the sealer's piece of
-            # it: nothing should give way to ingest meanwhile.
-            with self._idle:
-                self._urgent += 1
-                self._idle.notify_all()
-            try:
-                self._seal_one(mat, pause=False)
-            finally:
-                with self._idle:
-                    self._urgent -= 1
+            self._seal_one(mat)
         with self._cond:
             self._queue.setdefault(id(mat), mat)
             self._cond.notify()
 
-    @contextmanager
-    def ingesting(self) -> Iterator[None]:
-        """Marks the consumer thread's application of a batch."""
-        with self._idle:
-            self._applying = True
-        try:
-            yield
-        finally:
-            with self._idle:
-                self._applying = False
-                self._idle.notify_all()
-
-    def _give_way(self) -> None:
-        with self._idle:
-            self._idle.wait_for(lambda: not self._applying or self._urgent > 0, GIVE_WAY_S)
-
-    def _seal_one(self, mat: Materialiser, pause: bool = True) -> bool:
+    def _seal_one(self, mat: Materialiser) -> bool:
         started = time.perf_counter()
         try:
-            done = mat.seal(self._give_way) if pause else mat.seal()
+            done = mat.seal()
         except Exception:
             # The generation's frames stay in the store; the next open seals them.
             log.exception("seal failed ring=%s path=%s", self.ring, mat.store.path)

@@ -247,8 +247,7 @@ class RingServer:
             while not self.stop_event.is_set():
                 msgs = take(consumer, 2000, 0.1)
                 if msgs:
-                    with self.sealer.ingesting():
-                        self._apply(consumer, msgs)
+                    self._apply(consumer, msgs)
                 if time.monotonic() >= next_beat:
                     self._update_lag(consumer)
                     with self.lock:
