@@ -75,8 +75,8 @@ class Samples:
     def __len__(self) -> int:
         return int(self.times.shape[0])
 
-    def take(self, rows: np.ndarray) -> Samples:
-        """The samples at ``rows``, in that order."""
+    def take(self, rows: np.ndarray | slice) -> Samples:
+        """The samples at ``rows``, in that order (a slice gives views)."""
         return Samples(
             times=self.times[rows],
             values=self.values[rows],

@@ -310,7 +310,14 @@ class ScanPartition(Materialiser):
             changes=cols["changes"][order] if dtype == STATUS else None,
         )
         keys = block_keys(dtype, ikeys[starts], host[starts], day[starts], seal_seq)
-        tiers.stage_blocks(batch, dtype, ordered, starts, keys)
+        # In pieces of whole runs, which bounds the encoder's temporary arrays
+        # at a utility's size; a block depends on its run alone.
+        ends = np.append(starts[1:], len(ordered))
+        for i in range(0, len(starts), tiers.CHUNK_POINTS):
+            runs = slice(i, i + tiers.CHUNK_POINTS)
+            first, last = int(starts[runs][0]), int(ends[runs][-1])
+            piece = ordered.take(slice(first, last))
+            tiers.stage_blocks(batch, dtype, piece, starts[runs] - first, keys[runs])
 
     def load_history(
         self,

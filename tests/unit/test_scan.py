@@ -11,6 +11,7 @@ import pytest
 from pegasus_kafka.collector.frames import ScanHeader, cut_frames
 from pegasus_kafka.collector.sources import SimSource
 from pegasus_kafka.config import Config
+from pegasus_kafka.ring import tiers
 from pegasus_kafka.ring.resolve import resolve
 from pegasus_kafka.ring.scan import ScanPartition, open_store
 from pegasus_kafka.schema import ANALOG, BACKUP, LIMIT, PRIMARY, STATUS, encode_frame
@@ -256,7 +257,7 @@ def test_current_columns_before_any_limits_have_arrived(tmp_path: Path) -> None:
 
 
 def test_seals_whenever_they_run_or_after_a_crash_give_the_same_store(
-    tmp_path: Path, two_hosts: tuple[list[bytes], list[bytes]]
+    tmp_path: Path, two_hosts: tuple[list[bytes], list[bytes]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a, b = two_hosts
     records = as_records(a + b)
@@ -283,6 +284,12 @@ def test_seals_whenever_they_run_or_after_a_crash_give_the_same_store(
     while mixed.seal():
         pass
 
+    # Seals and merges staged in pieces of a few points each.
+    monkeypatch.setattr(tiers, "CHUNK_POINTS", 3)
+    pieces = open_partition(tmp_path / "pieces", 1500)
+    pieces.apply(records)
+    monkeypatch.undo()
+
     # A crash with frozen generations not yet sealed, one of them half way.
     crashed = open_partition(tmp_path / "crashed", 1500)
     crashed.ingest(records[:200])
@@ -295,7 +302,7 @@ def test_seals_whenever_they_run_or_after_a_crash_give_the_same_store(
     assert crashed.scan_digest()[1:] == (crashed.store.digest, crashed.store.digest)
     crashed.apply(records[200:])
 
-    for part in (late, mixed, crashed):
+    for part in (late, mixed, pieces, crashed):
         assert (part.store.applied_offset, part.store.digest) == (
             whole.store.applied_offset,
             whole.store.digest,
