@@ -101,11 +101,17 @@ def split_at_checkpoints(records: list[Any], every: int) -> list[list[Any]]:
     return chunks
 
 
+#: per column family, BLAKE2b already fed its name: copying it is cheaper
+_cf_hashers: dict[str, Any] = {}
+
+
 def kv_hash(cf: str, key: bytes, value: bytes) -> int:
-    h = hashlib.blake2b(digest_size=8)
-    h.update(cf.encode())
-    h.update(struct.pack("<I", len(key)))
-    h.update(key)
+    """BLAKE2b-64 of the column family's name, the key's length, the key and the value."""
+    base = _cf_hashers.get(cf)
+    if base is None:
+        base = _cf_hashers[cf] = hashlib.blake2b(cf.encode(), digest_size=8)
+    h = base.copy()
+    h.update(len(key).to_bytes(4, "little") + key)
     h.update(value)
     return int.from_bytes(h.digest(), "little")
 

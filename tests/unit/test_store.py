@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,16 @@ def test_size_counts_every_column_family(tmp_path: Path) -> None:
     store.commit(batch, 1)
     assert store.size_bytes() > before
     store.close()
+
+
+def test_kv_hash_is_blake2b_of_family_key_length_key_and_value() -> None:
+    for cf, key, value in [
+        ("versions", b"\x00" * 12, b"v" * 90),
+        ("by_time", b"k", b""),
+        ("a", b"", b""),
+    ]:
+        h = hashlib.blake2b(digest_size=8)
+        for part in (cf.encode(), len(key).to_bytes(4, "little"), key, value):
+            h.update(part)
+        assert kv_hash(cf, key, value) == int.from_bytes(h.digest(), "little")
+        assert kv_hash(cf, key, value) == kv_hash(cf, key, value), "the per-family hasher is reused"
