@@ -138,9 +138,12 @@ def summarise_many(s: Samples, starts: np.ndarray) -> list[bytes | None]:
         out: list[bytes | None] = [None] * len(starts)
         long_runs = np.flatnonzero(~short)
         if len(long_runs):
-            rows = np.concatenate([np.arange(starts[g], ends[g]) for g in long_runs.tolist()])
+            lengths = counts[long_runs]
+            sub_starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+            rows = np.arange(int(lengths.sum())) + np.repeat(
+                starts[long_runs] - sub_starts, lengths
+            )
             sub = s.take(rows)
-            sub_starts = np.concatenate(([0], np.cumsum(counts[long_runs])[:-1]))
             for g, blob in zip(long_runs.tolist(), summarise_many(sub, sub_starts), strict=True):
                 out[g] = blob
         return out
