@@ -76,7 +76,8 @@ class Samples:
         return int(self.times.shape[0])
 
     def take(self, rows: np.ndarray | slice) -> Samples:
-        """The samples at ``rows``, in that order (a slice gives views)."""
+        """The samples at ``rows`` (indices in that order, a mask, or a slice,
+        which gives views)."""
         return Samples(
             times=self.times[rows],
             values=self.values[rows],
@@ -295,24 +296,18 @@ def concat(parts: list[Samples]) -> Samples:
         return parts[0]
     times = np.concatenate([p.times for p in parts])
     has_changes = all(p.changes is not None for p in parts)
+    joined = Samples(
+        times=times,
+        values=np.concatenate([p.values for p in parts]),
+        quality=np.concatenate([p.quality for p in parts]),
+        role=np.concatenate([p.role for p in parts]),
+        changes=np.concatenate([p.changes for p in parts]) if has_changes else None,
+    )
     if not (np.diff(times) < 0).any():
         # Already in time order (blocks read in key order usually are): a stable
-        # sort would leave it as it is, so skip the sort and the gathers.
-        return Samples(
-            times=times,
-            values=np.concatenate([p.values for p in parts]),
-            quality=np.concatenate([p.quality for p in parts]),
-            role=np.concatenate([p.role for p in parts]),
-            changes=np.concatenate([p.changes for p in parts]) if has_changes else None,
-        )
-    order = np.argsort(times, kind="stable")
-    return Samples(
-        times=times[order],
-        values=np.concatenate([p.values for p in parts])[order],
-        quality=np.concatenate([p.quality for p in parts])[order],
-        role=np.concatenate([p.role for p in parts])[order],
-        changes=np.concatenate([p.changes for p in parts])[order] if has_changes else None,
-    )
+        # sort would leave it as it is.
+        return joined
+    return joined.take(np.argsort(times, kind="stable"))
 
 
 def empty(width: int = 1) -> Samples:
@@ -327,12 +322,4 @@ def empty(width: int = 1) -> Samples:
 
 def select(s: Samples, mask: np.ndarray) -> Samples:
     """The samples where ``mask`` holds; ``s`` itself when it holds everywhere."""
-    if mask.all():
-        return s
-    return Samples(
-        times=s.times[mask],
-        values=s.values[mask],
-        quality=s.quality[mask],
-        role=s.role[mask],
-        changes=None if s.changes is None else s.changes[mask],
-    )
+    return s if mask.all() else s.take(mask)
