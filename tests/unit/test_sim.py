@@ -5,11 +5,16 @@ import numpy as np
 from pegasus_kafka.collector.frames import ScanHeader, cut_frames
 from pegasus_kafka.collector.sim import SiteField
 from pegasus_kafka.collector.sources import SimSource
-from pegasus_kafka.config import Config, SiteConfig
+from pegasus_kafka.config import Config, HostConfig, SiteConfig
 from pegasus_kafka.keys import partitions_of, site_code_of
 from pegasus_kafka.schema import ACCUMULATOR, ANALOG, BACKUP, PRIMARY, STATUS
 
 SITE = SiteConfig(name="n", code=3, scan_period_ms=5000, points=2000, seed=5, status_rate=2000)
+#: a site whose primary logs something at every scan, fails over at 30 and renames at 31
+EVENTFUL = SiteConfig(
+    "s", 3, 1000, (HostConfig("a", "primary"), HostConfig("b", "backup")), points=400,
+    status_rate=5e6, failover_scans=(30,), rename_scans=(31,),
+)  # fmt: skip
 
 
 def test_same_seed_same_field_for_any_start() -> None:
@@ -159,12 +164,7 @@ def test_new_points_get_new_keys_and_moves_are_versions() -> None:
 
 
 def test_the_primary_logs_actions_alarms_failovers_and_database_changes() -> None:
-    from pegasus_kafka.config import HostConfig
-
-    site = SiteConfig(
-        "s", 3, 1000, (HostConfig("a", "primary"), HostConfig("b", "backup")), points=400,
-        status_rate=5e6, failover_scans=(30,), rename_scans=(31,),
-    )  # fmt: skip
+    site = EVENTFUL
     a, b = SimSource(site, "a", PRIMARY), SimSource(site, "b", BACKUP)
     kinds = {e["kind"] for s in range(0, 30) for e in a.read(s).events}
     assert {"OPERATOR_ACTION", "ALARM"} <= kinds
@@ -178,12 +178,7 @@ def test_the_primary_logs_actions_alarms_failovers_and_database_changes() -> Non
 
 
 def test_a_scan_prepared_ahead_reads_the_same_as_one_read_at_its_time() -> None:
-    from pegasus_kafka.config import HostConfig
-
-    site = SiteConfig(
-        "s", 3, 1000, (HostConfig("a", "primary"), HostConfig("b", "backup")), points=400,
-        status_rate=5e6, failover_scans=(30,), rename_scans=(31,),
-    )  # fmt: skip
+    site = EVENTFUL
     ahead, now = SimSource(site, "a", PRIMARY), SimSource(site, "a", PRIMARY)
     logged = 0
     for seq in range(25, 35):
