@@ -72,8 +72,6 @@ def test_keys_carry_the_site_and_frames_cover_each_point_once() -> None:
 def test_hosts_swap_roles_on_schedule_and_on_command() -> None:
     import dataclasses
 
-    from pegasus_kafka.config import HostConfig
-
     site = SiteConfig(
         "s", 3, 1000, (HostConfig("a", "primary"), HostConfig("b", "backup")), points=20,
         failover_scans=(10, 20),
@@ -104,8 +102,6 @@ def test_a_commanded_failover_reaches_both_collectors_of_the_site(unit_config: C
 
 def test_renames_keep_the_key_and_number_the_versions() -> None:
     import dataclasses
-
-    from pegasus_kafka.config import HostConfig
 
     site = SiteConfig(
         "s", 3, 1000, (HostConfig("a", "primary"), HostConfig("b", "backup")), points=1,
@@ -142,8 +138,6 @@ def test_iec104_points_parse_and_bad_ones_are_named() -> None:
 
 
 def test_new_points_get_new_keys_and_moves_are_versions() -> None:
-    from pegasus_kafka.config import HostConfig
-
     site = SiteConfig(
         "s", 3, 1000, (HostConfig("a", "primary"), HostConfig("b", "backup")), points=4,
         substations=3, new_point_scans=(10,), move_scans=(12,), rename_scans=(14,),
