@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -7,7 +9,7 @@ from hypothesis import strategies as st
 
 from pegasus_kafka.collector.sim import SiteField
 from pegasus_kafka.config import SiteConfig
-from pegasus_kafka.ring.blocks import Samples, decode, encode
+from pegasus_kafka.ring.blocks import Samples, _unzipped, decode, decode_many, encode, encode_many
 from pegasus_kafka.schema import ANALOG
 
 
@@ -89,8 +91,6 @@ def test_realistic_analogs_compress_below_two_bytes_a_sample() -> None:
     )
 )
 def test_many_runs_encode_like_each_run_alone(runs: list[list[float]]) -> None:
-    from pegasus_kafka.ring.blocks import decode_many, encode_many
-
     values = np.array([v for run in runs for v in run], np.float64)
     whole = _samples(values, changes=True)
     starts = np.cumsum([0] + [len(r) for r in runs[:-1]])
@@ -114,8 +114,6 @@ def test_many_runs_encode_like_each_run_alone(runs: list[list[float]]) -> None:
 
 
 def test_limit_blocks_decode_many_at_once() -> None:
-    from pegasus_kafka.ring.blocks import decode_many, encode_many
-
     rng = np.random.default_rng(3)
     vals = np.round(rng.normal(100, 20, (90, 4)), 1)
     vals[::7, 0] = np.nan
@@ -150,3 +148,43 @@ def test_block_keys_at_once_equal_one_by_one() -> None:
     for k, i, h, d in zip(keys, ikeys.tolist(), hosts.tolist(), days.tolist(), strict=True):
         assert k == block_key(3, i, h, d, 12345)
         assert parse_block_key(k) == (3, i, h, d, 12345)
+
+
+def _golden_layouts():
+    """Runs of every kind a seal meets: short (stored raw) and long, decimal
+    and full-precision values, status transitions, limits with gaps."""
+    rng = np.random.default_rng(2026)
+    counts = np.array([1, 5, 31, 32, 33, 200, 7, 64])
+    n = int(counts.sum())
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    for width, decimals, changes in ((1, 2, False), (1, None, False), (1, 0, True), (4, 1, False)):
+        shape = (n,) if width == 1 else (n, width)
+        values = rng.normal(100, 20, shape)
+        if decimals is not None:
+            values = np.round(values, decimals)
+        if width == 4:
+            values[rng.random(shape) < 0.2] = np.nan
+        yield (
+            Samples(
+                times=(np.arange(n) * 5000 + rng.integers(0, 40, n)).astype(np.int64),
+                values=values,
+                quality=rng.integers(0, 4, n).astype(np.uint8),
+                role=rng.integers(0, 2, n).astype(np.uint8),
+                changes=rng.integers(0, 3, n).astype(np.uint8) if changes else None,
+            ),
+            starts,
+        )
+
+
+def test_the_block_layout_is_the_format_version_1_layout() -> None:
+    # The digest of every block's uncompressed bytes, as the encoder of format
+    # version 1 laid them out; zstd's own output may vary between versions.
+    h = hashlib.sha256()
+    for s, starts in _golden_layouts():
+        blobs = encode_many(s, starts)
+        for blob in blobs:
+            h.update(_unzipped(blob))
+        got, got_starts = decode_many(blobs)
+        assert np.array_equal(got_starts, starts)
+        _assert_bits_equal(got, s)
+    assert h.hexdigest() == "fd399b9c15c01012d2e4dff9eb0f94459d973420f8c7d8d03364b4c39f5f134d"
