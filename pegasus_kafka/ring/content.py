@@ -28,11 +28,13 @@ _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    x = x ^ (x >> _S30)
-    x = x * _M1
-    x = x ^ (x >> _S27)
-    x = x * _M2
-    return x ^ (x >> _S31)
+    """SplitMix64's finaliser, in place: every caller passes an array of its own."""
+    x ^= x >> _S30
+    x *= _M1
+    x ^= x >> _S27
+    x *= _M2
+    x ^= x >> _S31
+    return x
 
 
 @lru_cache(maxsize=4096)
@@ -53,12 +55,14 @@ def _term(
     if n == 0:
         return 0
     h = _mix(np.ascontiguousarray(ikeys, np.int64).view(np.uint64) ^ np.uint64(seed))
-    h = _mix(h ^ np.ascontiguousarray(times, np.int64).view(np.uint64))
+    h ^= np.ascontiguousarray(times, np.int64).view(np.uint64)
+    h = _mix(h)
     cols = np.ascontiguousarray(values, np.float64).reshape(n, -1).view(np.uint64)
     for c in range(cols.shape[1]):
-        h = _mix(h ^ cols[:, c])
-    h = _mix(h ^ flags)
-    return int(h.sum(dtype=np.uint64))
+        h ^= cols[:, c]
+        h = _mix(h)
+    h ^= flags
+    return int(_mix(h).sum(dtype=np.uint64))
 
 
 def _flags(quality: np.ndarray, role: np.ndarray | int, changes: np.ndarray | None) -> np.ndarray:
