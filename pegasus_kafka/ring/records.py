@@ -163,11 +163,11 @@ class MetaPartition(RecordPartition):
         known = self._known_version(rec["ikey"])
         if known is not None and rec["version"] <= known:
             return False
-        version = struct.pack(">I", rec["version"])
-        key = _ikey_bytes(rec["ikey"]) + version
+        point, version = _ikey_bytes(rec["ikey"]), struct.pack(">I", rec["version"])
+        key = point + version
         batch.put("versions", key, value)
         batch.put("by_time", u64(max(rec["valid_from_ms"], 0)) + key, b"")
-        batch.put_raw("latest", _ikey_bytes(rec["ikey"]), version + value)
+        batch.put_raw("latest", point, version + value)
         self._staged[rec["ikey"]] = rec["version"]
         return True
 

@@ -53,6 +53,10 @@ from pegasus_kafka.schema import EXCEPTION_RECORDS, codec
 log = logging.getLogger(__name__)
 
 
+#: mallopt's parameter number for the arena cap
+_M_ARENA_MAX = -8
+
+
 def _limit_malloc_arenas(arenas: int = 2) -> None:
     """Cap glibc's malloc arenas. With a thread per client, sealer and RocksDB
     worker, glibc would keep up to eight arenas a core, each holding on to
@@ -62,9 +66,6 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
     except OSError:  # not glibc: nothing to tune
         return
     libc.mallopt(_M_ARENA_MAX, arenas)
-
-
-_M_ARENA_MAX = -8
 
 
 class RingServer:

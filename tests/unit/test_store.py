@@ -125,4 +125,6 @@ def test_kv_hash_is_blake2b_of_family_key_length_key_and_value() -> None:
         for part in (cf.encode(), len(key).to_bytes(4, "little"), key, value):
             h.update(part)
         assert kv_hash(cf, key, value) == int.from_bytes(h.digest(), "little")
-        assert kv_hash(cf, key, value) == kv_hash(cf, key, value), "the per-family hasher is reused"
+        assert kv_hash(cf, key, value) == kv_hash(cf, key, value), (
+            "hashing leaves the per-family hasher as it was"
+        )
