@@ -84,6 +84,10 @@ class SiteConfig:
     points: int = 1000
     substations: int = 20
     seed: int = 1
+    #: the simulated EMS polls its RTUs (one per substation) in this many groups,
+    #: spread evenly over the scan period: a group's points carry its poll time,
+    #: and the collector sends each group as it is polled
+    poll_groups: int = 1
     #: simulated status changes per day per 1,000 status points
     status_rate: float = 4.0
     #: scan numbers at which the simulated hosts swap roles (host failovers)
@@ -316,6 +320,10 @@ def _validate(cfg: Config) -> None:
         codes[site.code] = site.name
         if site.scan_period_ms < 100:
             raise ConfigError(f"sites[{i}].scan_period_ms", "must be at least 100")
+        if site.poll_groups < 1 or site.scan_period_ms // site.poll_groups < 100:
+            raise ConfigError(
+                f"sites[{i}].poll_groups", "must be at least 1, and groups at least 100 ms apart"
+            )
         roles = [h.role for h in site.hosts]
         if any(r not in ("primary", "backup") for r in roles):
             raise ConfigError(f"sites[{i}].hosts", "role must be primary or backup")

@@ -138,7 +138,8 @@ def _replay(cfg: Config, site: SiteConfig, host: str, kind: str, path: Path) -> 
     col = Collector(cfg, src)
     try:
         for seq in src.seqs:
-            col.collect(seq)
+            for group in range(src.poll_groups):
+                col.collect(seq, group)
         col.flush(300)
     finally:
         col.close()

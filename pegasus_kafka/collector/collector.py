@@ -72,6 +72,9 @@ class Collector:
         self._resend = False
         # (scan, last spool sequence of that scan), for "oldest unsent scan"
         self._scan_ends: collections.deque[tuple[int, int]] = collections.deque()
+        # The next frame number per data type and partition, within the scan
+        # being polled
+        self._chunks: dict[int, list[int]] = {}
         self._started = time.monotonic()
         self.role = "unknown"
 
@@ -135,14 +138,15 @@ class Collector:
             self._emit(self.cfg.meta_topic, p, str(rec["ikey"]).encode(), meta.encode(rec))
             self.producer.poll(0)
 
-    def collect(self, seq: int) -> int:
-        """Read scan ``seq`` from the source and spool and send it; returns frames sent.
+    def collect(self, seq: int, group: int = 0) -> int:
+        """Read poll group ``group`` of scan ``seq`` from the source and spool and
+        send it; returns frames sent.
 
         When the spool is full the scan is skipped, counted and logged: spooled
         data is never dropped to make room.
         """
         self.pump()
-        result = self.source.read(seq)
+        result = self.source.read(seq, group)
         header = ScanHeader(
             site=self.site.name,
             host=self.source.host,
@@ -153,14 +157,22 @@ class Collector:
         )
         key = self.name.encode()
         frames = 0
+        if group == 0:
+            self._chunks = {}
         try:
             # A scan's limits go first, so whoever reads the partition in order
             # judges each sample against the limits of its own scan.
             for scan in sorted(result.scans, key=lambda s: (s.data_type != LIMIT, s.data_type)):
+                chunks = self._chunks.setdefault(scan.data_type, [0] * self.cfg.topics.partitions)
                 for partition, frame in cut_frames(
-                    header, scan, self.cfg.topics.partitions, self.cfg.collector.frame_points
+                    header,
+                    scan,
+                    self.cfg.topics.partitions,
+                    self.cfg.collector.frame_points,
+                    chunks,
                 ):
                     self._emit(self.cfg.scan_topic, partition, key, encode_frame(frame))
+                    chunks[partition] = frame.chunk + 1
                     frames += 1
                     self.sent_points += frame.count
             self._send_meta(result.meta)
@@ -207,26 +219,28 @@ class Collector:
     ) -> int:
         """Collect scans from ``start`` (default: the current scan) on.
 
-        With ``pace`` each scan is read when its time comes; without, as fast
-        as the source allows (replay, tests, benchmarks).
+        With ``pace`` each scan's poll group is read when its time comes;
+        without, as fast as the source allows (replay, tests, benchmarks).
         """
         period = self.site.scan_period_ms
+        groups = self.source.poll_groups
         seq = start if start is not None else int(time.time() * 1000) // period
         done = 0
         stop = stop or threading.Event()
         while not stop.is_set() and (count is None or done < count):
-            if pace:
-                self.source.prepare(seq)
-                wait = (seq * period) / 1000 - time.time()
-                while wait > 0 and not stop.is_set():
-                    self.pump()
-                    stop.wait(min(wait, 0.1))
-                    wait = (seq * period) / 1000 - time.time()
-                if stop.is_set():
-                    break
-            if before_scan is not None:
-                before_scan(seq)
-            self.collect(seq)
+            for group in range(groups):
+                if pace:
+                    if group == 0:
+                        self.source.prepare(seq)
+                    due = (seq * period + group * period // groups) / 1000
+                    while (wait := due - time.time()) > 0 and not stop.is_set():
+                        self.pump()
+                        stop.wait(min(wait, 0.1))
+                    if stop.is_set():
+                        return done
+                if group == 0 and before_scan is not None:
+                    before_scan(seq)
+                self.collect(seq, group)
             seq += 1
             done += 1
         return done

@@ -37,9 +37,18 @@ class ScanHeader:
 
 
 def cut_frames(
-    header: ScanHeader, scan: Scan, partitions: int, frame_points: int
+    header: ScanHeader,
+    scan: Scan,
+    partitions: int,
+    frame_points: int,
+    first_chunks: list[int] | None = None,
 ) -> list[tuple[int, Frame]]:
-    """(partition, frame) pairs, keys sorted within each frame."""
+    """(partition, frame) pairs, keys sorted within each frame.
+
+    A partition's frames are numbered from its entry in ``first_chunks``
+    (default 0): a scan polled in groups numbers its frames on from the
+    previous group's, so (scan, chunk) grows along each partition.
+    """
     parts = partitions_of(scan.ikeys, partitions)
     # Ordered by (partition, key). A source reads its points in key order, and
     # a stable radix sort on the partition alone then keeps the keys sorted.
@@ -55,7 +64,8 @@ def cut_frames(
     out = []
     for p in range(partitions):
         sel = order[bounds[p] : bounds[p + 1]]
-        for chunk, start in enumerate(range(0, len(sel), frame_points)):
+        first = first_chunks[p] if first_chunks is not None else 0
+        for chunk, start in enumerate(range(0, len(sel), frame_points), start=first):
             rows = sel[start : start + frame_points]
             changes = (
                 scan.changes[rows]

@@ -85,6 +85,8 @@ class Iec104Source:
 
         self.site = site
         self.host = host
+        #: the outstation's readings are read as one whole scan
+        self.poll_groups = 1
         self.role = role
         self.common_address = common_address
         self.specs = points
@@ -190,7 +192,7 @@ class Iec104Source:
     def prepare(self, seq: int) -> None:
         """Readings arrive from the outstation; there is nothing to compute ahead."""
 
-    def read(self, seq: int) -> ScanResult:
+    def read(self, seq: int, group: int = 0) -> ScanResult:
         values, quality = self.values()
         kinds = np.array([p.data_type for p in self.specs])
         scans = []

@@ -11,8 +11,10 @@ Two formats, both holding one EMS host's scans:
   backup. Rows of one scan may come in any order; scans are replayed in
   ascending scan number.
 
-A replay source reads the whole file at open (recorded files are bounded) and
-answers ``read(seq)`` for the scans it holds; :attr:`seqs` lists them. A bad
+A scan whose samples carry several times was polled in groups (its RTUs at
+different moments); each time is one poll group, in time order. A replay
+source reads the whole file at open (recorded files are bounded) and answers
+``read(seq, group)`` for the scans it holds; :attr:`seqs` lists them. A bad
 row or frame is a clear error naming the line or offset, before anything is
 sent.
 """
@@ -46,13 +48,14 @@ CSV_COLUMNS = ("scan", "time_ms", "ikey", "type", "value", "quality", "role")
 
 
 class ReplaySource:
-    """Recorded scans of one host, replayed by scan number."""
+    """Recorded scans of one host, replayed by scan number and poll group."""
 
-    def __init__(self, site: SiteConfig, host: str, scans: dict[int, ScanResult]) -> None:
+    def __init__(self, site: SiteConfig, host: str, scans: dict[int, list[ScanResult]]) -> None:
         self.site = site
         self.host = host
         self._scans = scans
         self.seqs = sorted(scans)
+        self.poll_groups = max((len(polls) for polls in scans.values()), default=1)
 
     def metadata(self, upto: int | None = None) -> list[dict[str, Any]]:
         return []
@@ -60,11 +63,24 @@ class ReplaySource:
     def prepare(self, seq: int) -> None:
         """A recording has nothing to compute ahead."""
 
-    def read(self, seq: int) -> ScanResult:
-        got = self._scans.get(seq)
-        if got is None:
+    def read(self, seq: int, group: int = 0) -> ScanResult:
+        polls = self._scans.get(seq)
+        if polls is None:
             raise ReplayError(f"scan {seq} is not in the recording")
-        return got
+        if group < len(polls):
+            return polls[group]
+        # A scan polled in fewer groups than the recording's most: nothing more.
+        return ScanResult(scan_time_ms=polls[-1].scan_time_ms, role=polls[-1].role, scans=[])
+
+
+def _polls(
+    parts: dict[tuple[int, int], dict[int, list[Scan]]], roles: dict[int, int]
+) -> dict[int, list[ScanResult]]:
+    """Per scan, its poll groups in time order."""
+    scans: dict[int, list[ScanResult]] = defaultdict(list)
+    for seq, time_ms in sorted(parts):
+        scans[seq].append(_result(parts[seq, time_ms], time_ms, roles[seq]))
+    return dict(scans)
 
 
 def _result(parts: dict[int, list[Scan]], time_ms: int, role: int) -> ScanResult:
@@ -84,8 +100,8 @@ def _result(parts: dict[int, list[Scan]], time_ms: int, role: int) -> ScanResult
 
 def read_frames(site: SiteConfig, host: str, path: Path) -> ReplaySource:
     data = path.read_bytes()
-    by_scan: dict[int, dict[int, list[Scan]]] = defaultdict(lambda: defaultdict(list))
-    heads: dict[int, tuple[int, int]] = {}
+    by_poll: dict[tuple[int, int], dict[int, list[Scan]]] = defaultdict(lambda: defaultdict(list))
+    roles: dict[int, int] = {}
     pos = 0
     while pos < len(data):
         if pos + 4 > len(data):
@@ -99,11 +115,11 @@ def read_frames(site: SiteConfig, host: str, path: Path) -> ReplaySource:
             raise ReplayError(f"{path}: frame at byte {pos} is {frame.site}/{frame.host}")
         changes = frame.changes if frame.data_type == STATUS else None
         scan = Scan(frame.data_type, frame.ikeys, frame.values, frame.quality, changes)
-        by_scan[frame.seq][frame.data_type].append(scan)
-        heads[frame.seq] = (frame.scan_time_ms, frame.role)
+        if roles.setdefault(frame.seq, frame.role) != frame.role:
+            raise ReplayError(f"{path}: scan {frame.seq} has two roles (frame at byte {pos})")
+        by_poll[frame.seq, frame.scan_time_ms][frame.data_type].append(scan)
         pos += 4 + n
-    scans = {seq: _result(parts, *heads[seq]) for seq, parts in by_scan.items()}
-    return ReplaySource(site, host, scans)
+    return ReplaySource(site, host, _polls(by_poll, roles))
 
 
 def record_frames(source: Source, seqs: range, path: Path, partitions: int = 1) -> int:
@@ -111,8 +127,8 @@ def record_frames(source: Source, seqs: range, path: Path, partitions: int = 1) 
     written = 0
     site = source.site
     with path.open("wb") as out:
-        for seq in seqs:
-            res = source.read(seq)
+        for seq, group in _scan_polls(source, seqs):
+            res = source.read(seq, group)
             header = ScanHeader(
                 site.name, source.host, res.role, seq, res.scan_time_ms, site.scan_period_ms
             )
@@ -126,11 +142,15 @@ def record_frames(source: Source, seqs: range, path: Path, partitions: int = 1) 
     return written
 
 
+def _scan_polls(source: Source, seqs: range) -> list[tuple[int, int]]:
+    return [(seq, group) for seq in seqs for group in range(source.poll_groups)]
+
+
 def read_csv(site: SiteConfig, host: str, path: Path) -> ReplaySource:
-    rows: dict[int, dict[int, list[tuple[int, float, int]]]] = defaultdict(
+    rows: dict[tuple[int, int], dict[int, list[tuple[int, float, int]]]] = defaultdict(
         lambda: defaultdict(list)
     )
-    heads: dict[int, tuple[int, int]] = {}
+    roles: dict[int, int] = {}
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
         if tuple(reader.fieldnames or ()) != CSV_COLUMNS:
@@ -145,11 +165,11 @@ def read_csv(site: SiteConfig, host: str, path: Path) -> ReplaySource:
                 raise ReplayError(f"{path}:{line}: {type(exc).__name__}: {exc}") from None
             if dtype == LIMIT:
                 raise ReplayError(f"{path}:{line}: limits are not replayed from CSV")
-            if heads.setdefault(seq, (time_ms, role)) != (time_ms, role):
-                raise ReplayError(f"{path}:{line}: scan {seq} has two times or roles")
-            rows[seq][dtype].append((ikey, value, quality))
-    scans = {}
-    for seq, by_type in rows.items():
+            if roles.setdefault(seq, role) != role:
+                raise ReplayError(f"{path}:{line}: scan {seq} has two roles")
+            rows[seq, time_ms][dtype].append((ikey, value, quality))
+    polls = {}
+    for poll, by_type in rows.items():
         parts: dict[int, list[Scan]] = {}
         for dtype, samples in by_type.items():
             samples.sort()
@@ -160,8 +180,8 @@ def read_csv(site: SiteConfig, host: str, path: Path) -> ReplaySource:
             # file holds states only, so the first scan replayed counts none.
             changes = np.zeros(len(keys), np.uint8) if dtype == STATUS else None
             parts[dtype] = [Scan(dtype, keys, values, qual, changes)]
-        scans[seq] = _result(parts, *heads[seq])
-    return ReplaySource(site, host, scans)
+        polls[poll] = parts
+    return ReplaySource(site, host, _polls(polls, roles))
 
 
 def write_csv(source: Source, seqs: range, path: Path) -> int:
@@ -170,8 +190,8 @@ def write_csv(source: Source, seqs: range, path: Path) -> int:
     with path.open("w", newline="") as fh:
         out = csv.writer(fh)
         out.writerow(CSV_COLUMNS)
-        for seq in seqs:
-            res = source.read(seq)
+        for seq, group in _scan_polls(source, seqs):
+            res = source.read(seq, group)
             role = "primary" if res.role == PRIMARY else "backup"
             for scan in res.scans:
                 if scan.data_type == LIMIT:

@@ -73,6 +73,8 @@ class SiteField:
         self.dtype = np.where(kind < 0.6, ANALOG, np.where(kind < 0.7, ACCUMULATOR, STATUS))
         self.ikeys = np.array([make_ikey(site.code, i + 1) for i in range(n)], np.int64)
         self.substation = rng.integers(0, max(1, site.substations), n)
+        #: the poll group of each point: its RTU's (substation's)
+        self.group = self.substation % site.poll_groups
         self.unit_idx = rng.integers(0, len(UNITS), n)
         self.base = np.select(
             [self.unit_idx == 0, self.unit_idx == 1, self.unit_idx == 2],

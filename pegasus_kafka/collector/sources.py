@@ -34,20 +34,37 @@ class _Readings:
     """A simulated host's readings at one scan: analogs, accumulators, status."""
 
     scans: list[Scan]
+    #: the poll group of each row of each scan
+    groups: list[np.ndarray]
     #: field index of each status point in ``scans[-1]``
     status_index: np.ndarray
+
+    def polled(self, group: int) -> list[Scan]:
+        """The scans cut to the points of one poll group."""
+        out = []
+        for scan, groups in zip(self.scans, self.groups, strict=True):
+            rows = np.flatnonzero(groups == group)
+            changes = None if scan.changes is None else scan.changes[rows]
+            out.append(
+                Scan(
+                    scan.data_type, scan.ikeys[rows], scan.values[rows], scan.quality[rows], changes
+                )
+            )
+        return out
 
 
 class Source(Protocol):
     site: SiteConfig
     host: str
+    #: a scan is read in this many poll groups, each at its own time
+    poll_groups: int
 
     def metadata(self, upto: int | None = None) -> list[dict[str, Any]]:
         """Every point's metadata versions (PointMeta) that took effect up to scan
         ``upto`` (default: creation only), oldest first."""
 
-    def read(self, seq: int) -> ScanResult:
-        """The host's scan number ``seq``."""
+    def read(self, seq: int, group: int = 0) -> ScanResult:
+        """Poll group ``group`` of the host's scan number ``seq``."""
 
     def prepare(self, seq: int) -> None:
         """Work a read of scan ``seq`` need not do at the scan's time, done ahead."""
@@ -60,17 +77,23 @@ class SimSource:
     in the site's ``failover_scans`` (on a schedule) and at every scan passed
     to :meth:`fail_over` (on command), so a host's role at a scan is a pure
     function of those scans: both hosts of a site agree on it without talking.
+
+    The EMS polls its RTUs in the site's ``poll_groups`` groups, group ``g``
+    at ``g / poll_groups`` of the scan period into the scan. A scan's readings
+    are the field's at the scan; each group's samples carry its poll time.
     """
 
     def __init__(self, site: SiteConfig, host: str, role: int = PRIMARY) -> None:
         self.site = site
         self.host = host
+        self.poll_groups = site.poll_groups
         self.initial_role = role
         self.role = role
         self.field = SiteField(site)
         self._salt = host_salt(host)
         self._skew = 0 if role == PRIMARY else BACKUP_SKEW_MS
-        self._limits_sent = False
+        #: poll groups whose limits have been sent
+        self._limits_sent: set[int] = set()
         self._switches = sorted(site.failover_scans)
         self._ready: tuple[int, _Readings] | None = None
 
@@ -144,7 +167,8 @@ class SimSource:
         """Compute scan ``seq``'s readings before its time, as an EMS's real-time
         database holds them at the scan: a read then costs the collector's work
         only, not the simulation of the field."""
-        self._ready = (seq, self._readings(seq))
+        if self._ready is None or self._ready[0] != seq:
+            self._ready = (seq, self._readings(seq))
 
     def _readings(self, seq: int) -> _Readings:
         """Every existing point's reading at scan ``seq``, one Scan per data type."""
@@ -153,7 +177,7 @@ class SimSource:
         values, changes = f.values(seq, t, self._salt)
         quality = np.zeros(len(values), np.uint8)
         exists = np.arange(len(values)) < f.active(seq)
-        scans = []
+        scans, groups = [], []
         for dtype in (ANALOG, 2, STATUS):
             sel = (f.dtype == dtype) & exists
             scans.append(
@@ -165,37 +189,52 @@ class SimSource:
                     changes[sel] if dtype == STATUS else None,
                 )
             )
-        return _Readings(scans, np.flatnonzero((f.dtype == STATUS) & exists))
+            groups.append(f.group[sel])
+        return _Readings(scans, groups, np.flatnonzero((f.dtype == STATUS) & exists))
 
-    def read(self, seq: int) -> ScanResult:
+    def read(self, seq: int, group: int = 0) -> ScanResult:
         f = self.field
-        t = seq * self.site.scan_period_ms + self._skew
+        period, groups = self.site.scan_period_ms, self.poll_groups
+        t = seq * period + self._skew
         self.role = self.role_at(seq)
-        ready, self._ready = self._ready, None
-        readings = ready[1] if ready is not None and ready[0] == seq else self._readings(seq)
-        scans = list(readings.scans)
+        self.prepare(seq)
+        assert self._ready is not None
+        readings = self._ready[1]
+        scans = list(readings.scans) if groups == 1 else readings.polled(group)
         # Limits travel once an hour, when they change, and with the first scan a
         # collector sends.
-        hourly = seq % max(1, 3_600_000 // self.site.scan_period_ms) == 0
-        if hourly or f.limits_change_at(seq) or not self._limits_sent:
-            self._limits_sent = True
+        hourly = seq % max(1, 3_600_000 // period) == 0
+        if hourly or f.limits_change_at(seq) or group not in self._limits_sent:
+            self._limits_sent.add(group)
             ikeys, lims = f.limits(seq)
             there = ikeys < f.ikeys[f.active(seq) - 1] + 1
+            if groups > 1:
+                there &= f.group[np.searchsorted(f.ikeys, ikeys)] == group
             ikeys, lims = ikeys[there], lims[there]
             scans.append(Scan(LIMIT, ikeys, lims, np.zeros(len(ikeys), np.uint8)))
-        meta = self._changes(seq)
-        events = self._events(seq, t, readings, meta) if self.role == PRIMARY else []
-        return ScanResult(scan_time_ms=t, role=self.role, scans=scans, events=events, meta=meta)
+        changes = self._changes(seq)
+        events = self._events(seq, t, readings, changes, group) if self.role == PRIMARY else []
+        return ScanResult(
+            scan_time_ms=t + group * period // groups,
+            role=self.role,
+            scans=scans,
+            events=events,
+            meta=changes if group == 0 else [],
+        )
 
     def _events(
-        self, seq: int, t: int, readings: _Readings, meta: list[dict[str, Any]]
+        self, seq: int, t: int, readings: _Readings, meta: list[dict[str, Any]], group: int
     ) -> list[dict[str, Any]]:
-        """The primary host's log for a scan: operator actions behind status changes,
-        alarms for momentary operations (a trip and reclose within the scan), its
-        taking over as primary, and database changes."""
+        """The primary host's log for one poll group of a scan: operator actions
+        behind status changes, alarms for momentary operations (a trip and
+        reclose within the scan), and, with the first group, its taking over as
+        primary and database changes. Entries are numbered across the whole
+        scan, group by group, so their numbers grow in the order they are sent."""
         f = self.field
-        out: list[tuple[str, int | None, str | None, str]] = []
+        period = self.site.scan_period_ms
+        out: list[tuple[int, str, int | None, str | None, str]] = []
         status = readings.scans[-1]
+        status_groups = readings.groups[-1]
         assert status.data_type == STATUS and status.changes is not None
         for j in np.flatnonzero(status.changes == 1).tolist():
             i = int(readings.status_index[j])
@@ -203,26 +242,30 @@ class SimSource:
             operator = f"op{i % 7 + 1}"
             name = f.point(i).name
             text = f"{name} {action} by operator {operator}"
-            out.append(("OPERATOR_ACTION", int(f.ikeys[i]), operator, text))
+            out.append((int(status_groups[j]), "OPERATOR_ACTION", int(f.ikeys[i]), operator, text))
         for j in np.flatnonzero(status.changes >= 2).tolist():
             i = int(readings.status_index[j])
-            out.append(("ALARM", int(f.ikeys[i]), None, f"{f.point(i).name} tripped and reclosed"))
+            text = f"{f.point(i).name} tripped and reclosed"
+            out.append((int(status_groups[j]), "ALARM", int(f.ikeys[i]), None, text))
         if seq > 0 and self.role_at(seq - 1) != PRIMARY:
-            out.append(("FAILOVER", None, None, f"{self.host} took over as primary"))
+            out.append((0, "FAILOVER", None, None, f"{self.host} took over as primary"))
         for m in meta:
             text = f"{m['change'].lower()} {m['name']}"
-            out.append(("DATABASE_CHANGE", int(m["ikey"]), None, text))
+            out.append((0, "DATABASE_CHANGE", int(m["ikey"]), None, text))
+        out.sort(key=lambda e: e[0])  # stable: within a group, the order above
+        polled = t + group * period // self.poll_groups
         return [
             {
                 "site": self.site.name,
                 "host": self.host,
                 "seq": seq * 10_000 + j,
-                # Logged a fifth of a period before the scan that reports its effect.
-                "time_ms": t - self.site.scan_period_ms // 5,
+                # Logged a fifth of a period before the poll that reports its effect.
+                "time_ms": polled - period // 5,
                 "kind": kind,
                 "ikey": ikey,
                 "operator": operator,
                 "text": text,
             }
-            for j, (kind, ikey, operator, text) in enumerate(out)
+            for j, (g, kind, ikey, operator, text) in enumerate(out)
+            if g == group
         ]

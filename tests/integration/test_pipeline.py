@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import httpx
@@ -14,7 +15,7 @@ from pegasus_kafka.collector.sources import SimSource
 from pegasus_kafka.config import Config
 from pegasus_kafka.errors import UnknownPoint
 from pegasus_kafka.kafka import clients
-from pegasus_kafka.schema import BACKUP, LIMIT, PRIMARY, decode_record
+from pegasus_kafka.schema import ANALOG, BACKUP, LIMIT, PRIMARY, decode_record
 from tests.helpers import wait_for
 from tests.integration.harness import Ring, produce_site, start_ring, wait_caught_up
 
@@ -148,3 +149,44 @@ def test_a_poison_record_goes_to_the_dead_letter_topic(
     row = httpx.get(f"{a.endpoints()[0]}/v1/current", params={"ikeys": ikey}).json()["points"][0]
     assert row["time_ms"] == (SCANS.stop + 1) * cfg.sites[0].scan_period_ms
     assert np.isfinite(row["value"])
+
+
+def test_a_site_polled_in_groups_arrives_whole_each_sample_at_its_poll_time(
+    cfg: Config,
+) -> None:
+    groups = 4
+    site = dataclasses.replace(cfg.sites[0], poll_groups=groups)
+    cfg = cfg.with_overrides(sites=(site,))
+    scans = range(2000, 2008)
+    produce_site(cfg, scans)
+    ring = start_ring(cfg, "ring-g", servers=1)
+    try:
+        wait_caught_up(ring, cfg)
+        hosts = [SimSource(site, "ems-a", PRIMARY), SimSource(site, "ems-b", BACKUP)]
+        field = hosts[0].field
+        # One analog of each poll group: every scan's sample of it, from each
+        # host, at the time of the group's poll.
+        probes = [
+            int(np.flatnonzero((field.group == g) & (field.dtype == ANALOG))[0])
+            for g in range(groups)
+        ]
+        with PegasusClient(cfg, endpoints={ring.name: ring.endpoints()}) as client:
+            for i in probes:
+                ikey, g = int(field.ikeys[i]), int(field.group[i])
+                for src in hosts:
+                    mirror = client.history(ikey, 0, 2**62, host=f"north/{src.host}").body
+                    polls = [src.read(s, g) for s in scans]
+                    assert mirror["times"] == [p.scan_time_ms for p in polls]
+                    assert mirror["values"] == [
+                        p.scans[0].values[p.scans[0].ikeys == ikey][0] for p in polls
+                    ]
+                resolved = client.history(ikey, 0, 2**62).body
+                assert resolved["times"] == [
+                    s * site.scan_period_ms + g * site.scan_period_ms // groups for s in scans
+                ]
+        sent = [e for s in scans for g in range(groups) for e in hosts[0].read(s, g).events]
+        assert len({e["time_ms"] for e in sent}) > 1, "the log spans several polls"
+        body = httpx.get(f"{ring.endpoints()[0]}/v1/events", params={"from": 0, "to": 2**62}).json()
+        assert sorted(e["seq"] for e in body["events"]) == sorted(e["seq"] for e in sent)
+    finally:
+        ring.stop()

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import dataclasses
+from typing import cast
+
 import numpy as np
 
-from pegasus_kafka.collector.frames import ScanHeader, cut_frames
+from pegasus_kafka.collector.frames import Scan, ScanHeader, cut_frames
 from pegasus_kafka.collector.sim import SiteField
 from pegasus_kafka.collector.sources import SimSource
 from pegasus_kafka.config import Config, HostConfig, SiteConfig
@@ -192,3 +195,61 @@ def test_a_scan_prepared_ahead_reads_the_same_as_one_read_at_its_time() -> None:
             if g.changes is not None:
                 assert np.array_equal(g.changes, w.changes)
     assert logged, "the scans compared carry events"
+
+
+def _samples(scans: list[Scan], time_ms: int) -> dict[tuple[int, int], tuple[object, ...]]:
+    """(data type, key) -> (time, value or limits, quality, change) of every row;
+    values as text, so that a missing limit (NaN) equals itself."""
+    out = {}
+    for s in scans:
+        for r in range(len(s.ikeys)):
+            value = tuple(repr(v) for v in np.atleast_1d(s.values[r]).tolist())
+            change = int(s.changes[r]) if s.changes is not None else -1
+            out[s.data_type, int(s.ikeys[r])] = (time_ms, *value, int(s.quality[r]), change)
+    return out
+
+
+def test_a_scan_polled_in_groups_holds_the_whole_scan_each_group_at_its_time() -> None:
+    groups = 4
+    polled = dataclasses.replace(EVENTFUL, poll_groups=groups, substations=7)
+    whole = dataclasses.replace(EVENTFUL, substations=7)
+    for role, host in ((PRIMARY, "a"), (BACKUP, "b")):
+        g_src, w_src = SimSource(polled, host, role), SimSource(whole, host, role)
+        field = g_src.field
+        last_seq, logged = -1, 0
+        for seq in range(28, 33):
+            want = w_src.read(seq)
+            got = [g_src.read(seq, g) for g in range(groups)]
+            period = EVENTFUL.scan_period_ms
+            assert [r.scan_time_ms for r in got] == [
+                want.scan_time_ms + g * period // groups for g in range(groups)
+            ]
+            assert [r.role for r in got] == [want.role] * groups
+            assert got[0].meta == want.meta and not any(r.meta for r in got[1:])
+            # Every sample once, in its own point's group, at that group's time.
+            union: dict[tuple[int, int], tuple[object, ...]] = {}
+            for g, r in enumerate(got):
+                rows = _samples(r.scans, r.scan_time_ms)
+                index = np.searchsorted(field.ikeys, [k for _, k in rows])
+                assert (field.group[index] == g).all()
+                assert not union.keys() & rows.keys()
+                union.update(rows)
+            expected = _samples(want.scans, want.scan_time_ms)
+            assert union.keys() == expected.keys()
+            for key, (t, *rest) in union.items():
+                offset = int(field.group[np.searchsorted(field.ikeys, key[1])]) * period // groups
+                assert t == cast(int, expected[key][0]) + offset
+                assert tuple(rest) == expected[key][1:]
+            # The same log, numbered so that the numbers grow as the groups go out.
+            events = [e for r in got for e in r.events]
+            numbers = [e["seq"] for e in events]
+            if numbers:
+                assert numbers == sorted(numbers) and numbers[0] > last_seq
+                last_seq = numbers[-1]
+                logged += 1
+            strip = [(e["kind"], e["ikey"], e["text"]) for e in events]
+            assert sorted(strip, key=str) == sorted(
+                [(e["kind"], e["ikey"], e["text"]) for e in want.events], key=str
+            )
+        assert logged >= 2, "the scans compared carry events"
+    assert {g for g in range(groups)} == set(SiteField(polled).group.tolist())
