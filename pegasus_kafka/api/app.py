@@ -284,7 +284,10 @@ class HttpServer:
     """uvicorn on its own thread, bound before start so the port is known."""
 
     def __init__(self, app: Starlette, host: str, port: int) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # The protocol is named so that asyncio turns Nagle's algorithm off on
+        # every accepted connection: with it on, a response's body waits for the
+        # client's delayed acknowledgement of its headers, 40 ms on Linux.
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.host, self.port = host, self.sock.getsockname()[1]
