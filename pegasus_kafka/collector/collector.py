@@ -230,13 +230,13 @@ class Collector:
         while not stop.is_set() and (count is None or done < count):
             for group in range(groups):
                 if pace:
-                    if group == 0:
-                        self.source.prepare(seq)
                     due = (seq * period + group * period // groups) / 1000
-                    while (wait := due - time.time()) > 0 and not stop.is_set():
-                        self.pump()
-                        stop.wait(min(wait, 0.1))
-                    if stop.is_set():
+                    if group == 0:
+                        # Half a poll interval ahead: after the previous poll has
+                        # gone out, so the source's work does not delay it.
+                        self._wait_until(due - period / groups / 2000, stop)
+                        self.source.prepare(seq)
+                    if not self._wait_until(due, stop):
                         return done
                 if group == 0 and before_scan is not None:
                     before_scan(seq)
@@ -244,6 +244,13 @@ class Collector:
             seq += 1
             done += 1
         return done
+
+    def _wait_until(self, when: float, stop: threading.Event) -> bool:
+        """Pump the spool until wall-clock time ``when``; False if stopped first."""
+        while (wait := when - time.time()) > 0 and not stop.is_set():
+            self.pump()
+            stop.wait(min(wait, 0.1))
+        return not stop.is_set()
 
     def flush(self, timeout: float = 30.0) -> None:
         """Send everything spooled and wait for Kafka's acknowledgements."""
