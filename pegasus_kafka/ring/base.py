@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pegasus_kafka.kafka.messages import Record
@@ -61,8 +62,9 @@ class Materialiser:
     def pending_seals(self) -> int:
         return 0
 
-    def seal(self) -> bool:
-        """Do one pending seal; False when none is pending."""
+    def seal(self, pause: Callable[[], None] = lambda: None) -> bool:
+        """Do one pending seal; False when none is pending. ``pause`` runs between
+        pieces of the work, where the caller may give way to ingest."""
         return False
 
     def scan_digest(self) -> tuple[int, int, int]:

@@ -36,6 +36,7 @@ import json
 import logging
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,10 +210,11 @@ class ScanPartition(Materialiser):
         with self.lock:
             return len(self.frozen)
 
-    def seal(self) -> bool:
+    def seal(self, pause: Callable[[], None] = lambda: None) -> bool:
         """Seal the oldest frozen generation; False when there is none (or the
         store has closed). Encoding runs outside the partition's lock, so ingest
-        and queries go on meanwhile; the lock is held only to write the batch."""
+        and queries go on meanwhile; the lock is held only to write the batch.
+        ``pause`` runs between pieces of the encoding and of a merge."""
         with self._seal_lock:
             with self.lock:
                 if not self.frozen or self.store.closed:
@@ -220,11 +222,12 @@ class ScanPartition(Materialiser):
                 gen = self.frozen[0]
                 hosts = list(self.hosts)
                 batch = self.store.begin()
+            pause()
             try:
                 for dtype in range(4):
                     frames = [f for _, f in gen.frames if f.data_type == dtype]
                     if frames:
-                        self._seal_type(batch, dtype, frames, hosts, gen.seq)
+                        self._seal_type(batch, dtype, frames, hosts, gen.seq, pause)
                 for offset, _ in gen.frames:
                     batch.delete_raw("frames", u64(offset))
                 for t, table in enumerate(gen.current):
@@ -235,6 +238,7 @@ class ScanPartition(Materialiser):
                 batch.delete_raw("meta", b"days/%d" % (gen.seq - tiers.FANIN**tiers.MAX_LEVEL))
             except StoreClosed:
                 return False
+            pause()  # the write holds the GIL throughout
             with self.lock:
                 if self.store.closed:
                     return False
@@ -243,10 +247,10 @@ class ScanPartition(Materialiser):
                 self.store.commit(batch, self.store.applied_offset)
             span = tiers.span_due(gen.seq)
             if span:
-                self._merge(gen.seq - span, gen.seq)
+                self._merge(gen.seq - span, gen.seq, pause)
             return True
 
-    def _merge(self, lo: int, hi: int) -> None:
+    def _merge(self, lo: int, hi: int, pause: Callable[[], None]) -> None:
         """Merge every (point, host, day)'s blocks of seals (lo, hi] into one
         (see :mod:`pegasus_kafka.ring.tiers`); the caller holds the seal lock."""
         days: set[int] = set()
@@ -268,6 +272,7 @@ class ScanPartition(Materialiser):
         try:
             for dtype in range(4):
                 for i in range(0, len(points[dtype]), step):
+                    pause()
                     chunk = points[dtype][i : i + step]
                     groups = tiers.collect(snap, dtype, chunk, hosts, sorted(days), lo, hi)
                     if not groups:
@@ -292,7 +297,13 @@ class ScanPartition(Materialiser):
         return json.dumps(state, sort_keys=True).encode()
 
     def _seal_type(
-        self, batch: Batch, dtype: int, frames: list[Frame], hosts: list[str], seal_seq: int
+        self,
+        batch: Batch,
+        dtype: int,
+        frames: list[Frame],
+        hosts: list[str],
+        seal_seq: int,
+        pause: Callable[[], None],
     ) -> None:
         cols = _columns(frames, [hosts.index(f"{f.site}/{f.host}") for f in frames])
         day = cols["times"] // DAY_MS
@@ -311,9 +322,11 @@ class ScanPartition(Materialiser):
         )
         keys = block_keys(dtype, ikeys[starts], host[starts], day[starts], seal_seq)
         # In pieces of whole runs, which bounds the encoder's temporary arrays
-        # at a utility's size; a block depends on its run alone.
+        # at a utility's size and lets the sealer give way to ingest between
+        # them; a block depends on its run alone.
         ends = np.append(starts[1:], len(ordered))
         for i in range(0, len(starts), tiers.CHUNK_POINTS):
+            pause()
             runs = slice(i, i + tiers.CHUNK_POINTS)
             first, last = int(starts[runs][0]), int(ends[runs][-1])
             piece = ordered.take(slice(first, last))

@@ -7,6 +7,17 @@ What a seal writes, and the digest, do not depend on when it runs (see
 :mod:`pegasus_kafka.ring.scan`). Partitions are served in the order they
 asked, one generation at a time, so no partition waits behind another's
 whole backlog.
+
+A live server's ingest comes first. When the server is in sync, a batch
+that did not fill holds the log's end: new data, waiting to become
+queryable. While the consumer thread applies such a batch, and until
+:data:`QUIET_S` after it (a poll's records come in a few batches), the
+sealer waits before its next piece of a seal or a merge, for at most
+:data:`GIVE_WAY_S` a piece. Both threads hold the GIL for much of their
+work (the Python around numpy, and RocksDB writes), so otherwise they would
+share it, and a poll that arrives during a seal would take about twice as
+long to apply. While the server catches up, nothing waits: the seals keep
+pace with ingest.
 """
 
 from __future__ import annotations
@@ -15,6 +26,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pegasus_kafka.ring import metrics
 from pegasus_kafka.ring.base import Materialiser
@@ -23,6 +36,10 @@ log = logging.getLogger(__name__)
 
 #: frozen generations a partition may hold before ingest seals one itself
 MAX_PENDING = 2
+#: quiet after a live batch before the sealer goes on
+QUIET_S = 0.02
+#: longest the sealer waits for quiet before its next piece of work
+GIVE_WAY_S = 0.1
 
 
 class Sealer:
@@ -31,6 +48,10 @@ class Sealer:
         self._queue: OrderedDict[int, Materialiser] = OrderedDict()
         self._cond = threading.Condition()
         self._stopped = False
+        self._live_batch = False
+        #: monotonic time from which the sealer need not wait
+        self._quiet_from = 0.0
+        self._applied = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="sealer", daemon=True)
         self._thread.start()
 
@@ -38,15 +59,44 @@ class Sealer:
         """Seal ``mat``'s pending generations soon; when it holds more than
         :data:`MAX_PENDING`, seal one now on the caller's thread (back-pressure)."""
         if mat.pending_seals() > MAX_PENDING:
-            self._seal_one(mat)
+            self._seal_one(mat, inline=True)
         with self._cond:
             self._queue.setdefault(id(mat), mat)
             self._cond.notify()
 
-    def _seal_one(self, mat: Materialiser) -> bool:
+    @contextmanager
+    def applying(self, live: bool) -> Iterator[None]:
+        """Marks the consumer thread's application of a batch; the sealer gives
+        way to a ``live`` one."""
+        if not live:
+            yield
+            return
+        with self._applied:
+            self._live_batch = True
+        try:
+            yield
+        finally:
+            with self._applied:
+                self._live_batch = False
+                self._quiet_from = time.monotonic() + QUIET_S
+                self._applied.notify_all()
+
+    def _give_way(self) -> None:
+        deadline = time.monotonic() + GIVE_WAY_S
+        with self._applied:
+            while (now := time.monotonic()) < deadline:
+                if self._live_batch:
+                    self._applied.wait(deadline - now)
+                elif now < self._quiet_from:
+                    self._applied.wait(min(self._quiet_from, deadline) - now)
+                else:
+                    return
+
+    def _seal_one(self, mat: Materialiser, inline: bool = False) -> bool:
         started = time.perf_counter()
         try:
-            done = mat.seal()
+            # A seal inline on the consumer thread has nothing to give way to.
+            done = mat.seal() if inline else mat.seal(self._give_way)
         except Exception:
             # The generation's frames stay in the store; the next open seals them.
             log.exception("seal failed ring=%s path=%s", self.ring, mat.store.path)

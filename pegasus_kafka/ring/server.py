@@ -52,6 +52,9 @@ from pegasus_kafka.schema import EXCEPTION_RECORDS, codec
 
 log = logging.getLogger(__name__)
 
+#: most records taken from the consumer for one batch
+TAKE_MAX = 2000
+
 
 #: mallopt's parameter number for the arena cap
 _M_ARENA_MAX = -8
@@ -244,13 +247,19 @@ class RingServer:
             on_lost=self._on_revoke,
         )
         next_beat = 0.0
+        caught_up = False
         try:
             while not self.stop_event.is_set():
-                msgs = take(consumer, 2000, 0.1)
+                msgs = take(consumer, TAKE_MAX, 0.1)
                 if msgs:
-                    self._apply(consumer, msgs)
+                    # Live data: the server was in sync at its last lag check,
+                    # and the batch did not fill (it holds the log's end).
+                    live = caught_up and len(msgs) < TAKE_MAX
+                    with self.sealer.applying(live):
+                        self._apply(consumer, msgs)
                 if time.monotonic() >= next_beat:
                     self._update_lag(consumer)
+                    caught_up = self.total_lag() <= self.cfg.server.in_sync_lag
                     with self.lock:
                         owned = set(self.parts)
                     self.standby.refresh(owned)

@@ -284,11 +284,28 @@ def test_seals_whenever_they_run_or_after_a_crash_give_the_same_store(
     while mixed.seal():
         pass
 
-    # Seals and merges staged in pieces of a few points each.
+    # Seals and merges staged in pieces of a few points each, giving way to
+    # ingest between pieces, as a live server's sealer does.
     monkeypatch.setattr(tiers, "CHUNK_POINTS", 3)
     pieces = open_partition(tmp_path / "pieces", 1500)
-    pieces.apply(records)
+    rest = list(records)
+    pauses = 0
+
+    def ingest_some() -> None:
+        taken, rest[:] = rest[:20], rest[20:]
+        if taken:
+            pieces.ingest(taken)
+
+    def give_way() -> None:
+        nonlocal pauses
+        pauses += 1
+        ingest_some()
+
+    while rest or pieces.pending_seals():
+        if not pieces.seal(give_way):
+            ingest_some()
     monkeypatch.undo()
+    assert pauses > whole.seal_seq * 3, "seals gave way between their pieces"
 
     # A crash with frozen generations not yet sealed, one of them half way.
     crashed = open_partition(tmp_path / "crashed", 1500)
