@@ -65,6 +65,7 @@ class Collector:
         self.sent_frames = 0
         self.sent_points = 0
         self.skipped_scans = 0
+        self._last_skipped: int | None = None
         self.failed = 0
         self.last_error: str | None = None
         #: the newest scan read and spooled (or skipped)
@@ -186,9 +187,14 @@ class Collector:
                     events.encode(event),
                 )
         except SpoolFull as exc:
-            self.skipped_scans += 1
-            SKIPPED_SCANS.labels(self.name).inc()
-            log.error("scan skipped collector=%s seq=%d reason=%s", self.name, seq, exc)
+            # A scan counts once, however many of its poll groups miss.
+            if self._last_skipped != seq:
+                self._last_skipped = seq
+                self.skipped_scans += 1
+                SKIPPED_SCANS.labels(self.name).inc()
+            log.error(
+                "scan skipped collector=%s seq=%d group=%d reason=%s", self.name, seq, group, exc
+            )
         self.producer.poll(0)
         self.sent_frames += frames
         self.role = "primary" if result.role == 0 else "backup"
