@@ -16,6 +16,7 @@ which are the same point's other blocks.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import dataclass
 
@@ -30,6 +31,8 @@ MODE_FLOAT, MODE_DECIMAL = 0, 1
 #: mode flag: the body is stored as it is, not zstd-compressed
 F_RAW = 0x80
 RAW_BELOW = 32
+#: samples decoded in one pass of :func:`decode_many`
+DECODE_SAMPLES = 1 << 18
 _HEADER_DTYPE = np.dtype(
     [
         ("magic", "S2"),
@@ -223,22 +226,42 @@ def decode_many(blobs: list[bytes]) -> tuple[Samples, np.ndarray]:
     if not blobs:
         return empty(), np.zeros(0, np.int64)
     whole = [_unzipped(b) for b in blobs]
-    lens = np.fromiter(map(len, whole), np.int64, len(whole))
     head = np.frombuffer(b"".join([w[:_HEADER_SIZE] for w in whole]), _HEADER_DTYPE)
     if (head["magic"] != MAGIC).any() or (head["version"] != VERSION).any():
         raise StoreError("unknown block format among the blocks")
-    width, has_changes = int(head["width"][0]), bool(head["has_changes"][0])
-    if (head["width"] != width).any() or (head["has_changes"] != has_changes).any():
+    if (head["width"] != head["width"][0]).any() or (
+        head["has_changes"] != head["has_changes"][0]
+    ).any():
         raise StoreError("blocks of different layouts decoded together")
+    # In passes of whole blocks of about DECODE_SAMPLES samples: a pass's
+    # temporaries are a dozen arrays of its size, which stay in memory
+    # already touched instead of faulting in hundreds of megabytes.
+    ends = np.cumsum(head["n"].astype(np.int64))
+    cuts = np.searchsorted(ends, np.arange(DECODE_SAMPLES, int(ends[-1]), DECODE_SAMPLES))
+    bounds = [0, *sorted({int(c) + 1 for c in cuts} - {0, len(whole)}), len(whole)]
+    if len(bounds) == 2:
+        return _decode(whole, head)
+    passes = [_decode(whole[a:b], head[a:b]) for a, b in itertools.pairwise(bounds)]
+    firsts = np.cumsum([0] + [len(s) for s, _ in passes[:-1]])
+    return (
+        _joined([s for s, _ in passes]),
+        np.concatenate([st + f for (_, st), f in zip(passes, firsts, strict=True)]),
+    )
+
+
+def _decode(whole: list[bytes], head: np.ndarray) -> tuple[Samples, np.ndarray]:
+    """:func:`decode_many` of uncompressed blocks and their parsed headers."""
+    lens = np.fromiter(map(len, whole), np.int64, len(whole))
+    width, has_changes = int(head["width"][0]), bool(head["has_changes"][0])
     counts = head["n"].astype(np.int64)
     row = 8 + 8 * width + 2 + int(has_changes)
     if (lens != _HEADER_SIZE + counts * row).any():
         raise StoreError("block body has the wrong length")
     n = int(counts.sum())
     starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
-    gid = np.repeat(np.arange(len(blobs)), counts)
+    gid = np.repeat(np.arange(len(whole)), counts)
     fcounts, fstarts = counts * width, starts * width
-    fgid = np.repeat(np.arange(len(blobs)), fcounts)
+    fgid = np.repeat(np.arange(len(whole)), fcounts)
     steps = np.empty(n, np.int64)
     words = np.empty(n * width, np.uint64)
     tails = np.empty((2 + int(has_changes), n), np.uint8)
@@ -249,8 +272,15 @@ def decode_many(blobs: list[bytes]) -> tuple[Samples, np.ndarray]:
         k = len(same)
         matrix = np.frombuffer(b"".join([whole[i] for i in same.tolist()]), np.uint8)
         matrix = matrix.reshape(k, _HEADER_SIZE + c * row)[:, _HEADER_SIZE:]
-        rows = (starts[same][:, None] + np.arange(c)).ravel()
-        frows = (fstarts[same][:, None] + np.arange(c * width)).ravel()
+        rows: np.ndarray | slice
+        frows: np.ndarray | slice
+        if same[-1] - same[0] + 1 == k:  # neighbours: their samples are one range
+            first = int(starts[same[0]])
+            rows = slice(first, first + k * c)
+            frows = slice(first * width, (first + k * c) * width)
+        else:
+            rows = (starts[same][:, None] + np.arange(c)).ravel()
+            frows = (fstarts[same][:, None] + np.arange(c * width)).ravel()
         steps[rows] = _unshuffled(matrix[:, : 8 * c]).view("<i8").ravel()
         words[frows] = _unshuffled(matrix[:, 8 * c : 8 * c * (1 + width)]).view("<u8").ravel()
         rest = matrix[:, 8 * c * (1 + width) :].reshape(k, -1, c)
@@ -258,11 +288,15 @@ def decode_many(blobs: list[bytes]) -> tuple[Samples, np.ndarray]:
     times = head["t0"].astype(np.int64)[gid] + _grouped_scan(steps, starts, gid, xor=False)
     # Values: per block, the limit columns one after another, shuffled as one run.
     mode = head["mode"] & ~np.uint8(F_RAW)
-    decimal = (mode == MODE_DECIMAL)[fgid]
-    ints = _grouped_scan(words.view(np.int64), fstarts, fgid, xor=False)
-    bits = _grouped_scan(words, fstarts, fgid, xor=True)
-    scale = np.power(10.0, head["scale"].astype(np.float64))[fgid]
-    flat = np.where(decimal, ints.astype(np.float64) / scale, bits.view(np.float64))
+    decimal = mode == MODE_DECIMAL
+    flat = np.empty(0)
+    if decimal.any():  # scaled integers, delta-coded
+        ints = _grouped_scan(words.view(np.int64), fstarts, fgid, xor=False)
+        scale = np.power(10.0, head["scale"].astype(np.float64))[fgid]
+        flat = ints.astype(np.float64) / scale
+    if not decimal.all():  # raw doubles, XOR-coded
+        bits = _grouped_scan(words, fstarts, fgid, xor=True).view(np.float64)
+        flat = bits if not decimal.any() else np.where(decimal[fgid], flat, bits)
     if width > 1:
         pos = np.arange(n, dtype=np.int64) - starts[gid]
         cols = fstarts[gid][:, None] + np.arange(width)[None, :] * counts[gid][:, None]
@@ -294,20 +328,25 @@ def concat(parts: list[Samples]) -> Samples:
         return empty()
     if len(parts) == 1:
         return parts[0]
-    times = np.concatenate([p.times for p in parts])
-    has_changes = all(p.changes is not None for p in parts)
-    joined = Samples(
-        times=times,
-        values=np.concatenate([p.values for p in parts]),
-        quality=np.concatenate([p.quality for p in parts]),
-        role=np.concatenate([p.role for p in parts]),
-        changes=np.concatenate([p.changes for p in parts]) if has_changes else None,
-    )
+    joined = _joined(parts)
+    times = joined.times
     if not (np.diff(times) < 0).any():
         # Already in time order (blocks read in key order usually are): a stable
         # sort would leave it as it is.
         return joined
     return joined.take(np.argsort(times, kind="stable"))
+
+
+def _joined(parts: list[Samples]) -> Samples:
+    """The runs one after another, as they are."""
+    has_changes = all(p.changes is not None for p in parts)
+    return Samples(
+        times=np.concatenate([p.times for p in parts]),
+        values=np.concatenate([p.values for p in parts]),
+        quality=np.concatenate([p.quality for p in parts]),
+        role=np.concatenate([p.role for p in parts]),
+        changes=np.concatenate([p.changes for p in parts]) if has_changes else None,
+    )
 
 
 def empty(width: int = 1) -> Samples:

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from pegasus_kafka.collector.sim import SiteField
 from pegasus_kafka.config import SiteConfig
+from pegasus_kafka.ring import blocks
 from pegasus_kafka.ring.blocks import Samples, _unzipped, decode, decode_many, encode, encode_many
 from pegasus_kafka.schema import ANALOG
 
@@ -123,6 +124,29 @@ def test_limit_blocks_decode_many_at_once() -> None:
     got, begins = decode_many(blobs)
     assert got.values.shape == (90, 4) and begins.tolist() == starts.tolist()
     _assert_bits_equal(s, got)
+
+
+@pytest.mark.parametrize("width", [1, 4])
+def test_decoding_in_passes_gives_what_one_pass_gives(
+    width: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(11)
+    lengths = rng.integers(1, 60, 40)
+    lengths[10:20] = 33  # neighbours of one length
+    n = int(lengths.sum())
+    shape = (n,) if width == 1 else (n, width)
+    values = np.round(rng.normal(100, 20, shape), 1)
+    float_rows = np.repeat(rng.random(len(lengths)) < 0.3, lengths)
+    values[float_rows] = rng.normal(size=values[float_rows].shape)  # raw doubles
+    whole = _samples(values, changes=width == 1)
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    blobs = encode_many(whole, starts)
+    once, once_starts = decode_many(blobs)
+    monkeypatch.setattr(blocks, "DECODE_SAMPLES", 50)
+    passes, passes_starts = decode_many(blobs)
+    assert once_starts.tolist() == passes_starts.tolist() == starts.tolist()
+    _assert_bits_equal(whole, once)
+    _assert_bits_equal(whole, passes)
 
 
 @pytest.mark.parametrize("raw", [True, False])
