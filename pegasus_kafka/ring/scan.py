@@ -214,7 +214,8 @@ class ScanPartition(Materialiser):
         """Seal the oldest frozen generation; False when there is none (or the
         store has closed). Encoding runs outside the partition's lock, so ingest
         and queries go on meanwhile; the lock is held only to write the batch.
-        ``pause`` runs between pieces of the encoding and of a merge."""
+        ``pause`` runs before each piece of the work: of the encoding, the
+        write, and a merge."""
         with self._seal_lock:
             with self.lock:
                 if not self.frozen or self.store.closed:
