@@ -236,17 +236,15 @@ def decode_many(blobs: list[bytes]) -> tuple[Samples, np.ndarray]:
     # In passes of whole blocks of about DECODE_SAMPLES samples: a pass's
     # temporaries are a dozen arrays of its size, which stay in memory
     # already touched instead of faulting in hundreds of megabytes.
-    ends = np.cumsum(head["n"].astype(np.int64))
-    cuts = np.searchsorted(ends, np.arange(DECODE_SAMPLES, int(ends[-1]), DECODE_SAMPLES))
-    bounds = [0, *sorted({int(c) + 1 for c in cuts} - {0, len(whole)}), len(whole)]
+    counts = head["n"].astype(np.int64)
+    ends = np.cumsum(counts)
+    # A pass ends after the block in which each multiple of DECODE_SAMPLES falls.
+    cuts = np.searchsorted(ends, np.arange(DECODE_SAMPLES, int(ends[-1]), DECODE_SAMPLES)) + 1
+    bounds = np.unique(np.concatenate(([0], cuts, [len(whole)]))).tolist()
     if len(bounds) == 2:
         return _decode(whole, head)
-    passes = [_decode(whole[a:b], head[a:b]) for a, b in itertools.pairwise(bounds)]
-    firsts = np.cumsum([0] + [len(s) for s, _ in passes[:-1]])
-    return (
-        _joined([s for s, _ in passes]),
-        np.concatenate([st + f for (_, st), f in zip(passes, firsts, strict=True)]),
-    )
+    passes = [_decode(whole[a:b], head[a:b])[0] for a, b in itertools.pairwise(bounds)]
+    return _joined(passes), ends - counts
 
 
 def _decode(whole: list[bytes], head: np.ndarray) -> tuple[Samples, np.ndarray]:
