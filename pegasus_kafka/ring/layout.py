@@ -43,6 +43,10 @@ def block_day(key: bytes) -> int:
     return int(_BLOCK_KEY.unpack(key)[3])
 
 
+def block_seal(key: bytes) -> int:
+    return int.from_bytes(key[-8:], "big")
+
+
 def parse_block_key(key: bytes) -> tuple[int, int, int, int, int]:
     """(data type, ikey, host, day, seal) of a block key."""
     dtype, ikey, host, day, seal = _BLOCK_KEY.unpack(key)

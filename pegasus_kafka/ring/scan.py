@@ -15,12 +15,19 @@ number of points, which keeps ingest cheap. When the head holds
 into a generation and a new head begins. Both thresholds look only at record
 content, so every ring freezes at the same offsets and numbers the same
 generations. Sealing a generation regroups its samples per (point, host, day)
-into blocks and deletes its frames, in one batch. It runs whenever a sealer
-gets to it (a thread of the server, or inline): the digest covers samples,
-not the blocks that hold them (:mod:`pegasus_kafka.ring.content`), so a
-sample counts the same in a frame and in a block, and when a seal commits
-changes nothing a ring can be compared on. Queries read frozen generations
-like the head until their seal commits.
+into blocks. It runs whenever a sealer gets to it (a thread of the server, or
+inline): the digest covers samples, not the blocks that hold them
+(:mod:`pegasus_kafka.ring.content`), so a sample counts the same in a frame
+and in a block, and when a seal commits changes nothing a ring can be
+compared on.
+
+A seal writes its blocks in pieces (each write holds the GIL, and one write
+of a utility's generation would hold it for tens of milliseconds), then
+commits: one batch deletes the generation's frames and drops it from the
+frozen list. Until that commit, queries read the generation from its frames
+and pass over blocks whose seal number is still frozen, and so does the
+digest scan. A crash between the pieces and the commit leaves the
+generation frozen, and its next seal writes the same blocks again.
 
 Host ids number the (site, host) pairs in the order the partition first saw
 them, which is the same on every ring.
@@ -54,10 +61,11 @@ from pegasus_kafka.ring.layout import (
     block_day,
     block_key,
     block_keys,
+    block_seal,
     parse_block_key,
     series_prefix,
 )
-from pegasus_kafka.ring.store import MASK, Batch, PartitionStore, kv_hash, raw_items, u64
+from pegasus_kafka.ring.store import MASK, PartitionStore, kv_hash, raw_items, u64
 from pegasus_kafka.schema import LIMIT, STATUS, Frame, decode_frame
 
 log = logging.getLogger(__name__)
@@ -222,13 +230,12 @@ class ScanPartition(Materialiser):
                     return False
                 gen = self.frozen[0]
                 hosts = list(self.hosts)
-                batch = self.store.begin()
-            pause()
             try:
                 for dtype in range(4):
                     frames = [f for _, f in gen.frames if f.data_type == dtype]
                     if frames:
-                        self._seal_type(batch, dtype, frames, hosts, gen.seq, pause)
+                        self._seal_type(dtype, frames, hosts, gen.seq, pause)
+                batch = self.store.begin()
                 for offset, _ in gen.frames:
                     batch.delete_raw("frames", u64(offset))
                 for t, table in enumerate(gen.current):
@@ -239,7 +246,7 @@ class ScanPartition(Materialiser):
                 batch.delete_raw("meta", b"days/%d" % (gen.seq - tiers.FANIN**tiers.MAX_LEVEL))
             except StoreClosed:
                 return False
-            pause()  # the write holds the GIL throughout
+            pause()
             with self.lock:
                 if self.store.closed:
                     return False
@@ -299,7 +306,6 @@ class ScanPartition(Materialiser):
 
     def _seal_type(
         self,
-        batch: Batch,
         dtype: int,
         frames: list[Frame],
         hosts: list[str],
@@ -331,7 +337,13 @@ class ScanPartition(Materialiser):
             runs = slice(i, i + tiers.CHUNK_POINTS)
             first, last = int(starts[runs][0]), int(ends[runs][-1])
             piece = ordered.take(slice(first, last))
+            batch = self.store.begin()
             tiers.stage_blocks(batch, dtype, piece, starts[runs] - first, keys[runs])
+            pause()
+            with self.lock:
+                if self.store.closed:
+                    raise StoreClosed(f"store {self.store.path} is closed")
+                self.store.write_derived(batch)
 
     def load_history(
         self,
@@ -409,21 +421,24 @@ class ScanPartition(Materialiser):
             found, _ = self.current[dtype].lookup(np.array([ikey], np.int64))
             return bool(found[0])
 
-    def view(self, dtype: int) -> tuple[list[str], list[Frame], Any]:
-        """(hosts, unsealed frames of ``dtype``, snapshot of the blocks) at one instant,
-        so a seal committing meanwhile neither hides nor doubles a sample."""
+    def view(self, dtype: int) -> tuple[list[str], list[Frame], Any, frozenset[int]]:
+        """(hosts, unsealed frames of ``dtype``, snapshot of the blocks, seal numbers
+        still frozen) at one instant, so a seal committing meanwhile neither hides
+        nor doubles a sample. Blocks of a frozen seal number are not yet the
+        data: their samples are read from the frames."""
         with self.lock:
             frames = [f for g in self.frozen for _, f in g.frames if f.data_type == dtype]
             frames += [f for _, f in self.head if f.data_type == dtype]
-            return list(self.hosts), frames, self.store.cf("blocks").snapshot()
+            frozen = frozenset(g.seq for g in self.frozen)
+            return list(self.hosts), frames, self.store.cf("blocks").snapshot(), frozen
 
     def history(self, dtype: int, ikey: int, t0: int, t1: int) -> dict[str, Samples]:
         """Raw samples of one point in [t0, t1], per host ("site/host")."""
-        hosts, unsealed, snap = self.view(dtype)
+        hosts, unsealed, snap, frozen = self.view(dtype)
         host_ids = [hosts.index(f"{f.site}/{f.host}") for f in unsealed]
         out: dict[str, Samples] = {}
         for host_id, name in enumerate(hosts):
-            found = list(self._block_values(snap, dtype, ikey, host_id, t0, t1))
+            found = list(self._block_values(snap, frozen, dtype, ikey, host_id, t0, t1))
             mine = [f for f, h in zip(unsealed, host_ids, strict=True) if h == host_id]
             # One decode for all the blocks, in key order, as concat expects them.
             parts = [blocks.decode_many(found)[0]] if found else []
@@ -446,6 +461,7 @@ class ScanPartition(Materialiser):
         with self.lock:
             hosts = list(self.hosts)
             snaps = {cf: self.store.cf(cf).snapshot() for cf in ("frames", "blocks", "skips")}
+            frozen = {g.seq for g in self.frozen}
             offset, recorded = self.store.applied_offset, self.store.digest
         total = 0
         for key, value in raw_items(snaps["skips"].items()):
@@ -458,7 +474,9 @@ class ScanPartition(Materialiser):
                 continue
             total += content.frame_term(frame, f"{frame.site}/{frame.host}")
         for key, value in raw_items(snaps["blocks"].items()):
-            dtype, ikey, host, _, _ = parse_block_key(key)
+            dtype, ikey, host, _, seal = parse_block_key(key)
+            if seal in frozen:  # its samples are counted in the frames
+                continue
             try:
                 samples = blocks.decode(value)
             except (StoreError, ValueError):
@@ -473,8 +491,11 @@ class ScanPartition(Materialiser):
         log.error("unreadable entry path=%s cf=%s key=%s", self.store.path, cf, key.hex())
         return kv_hash(cf, key, value)
 
-    def _block_values(self, cf: Any, dtype: int, ikey: int, host: int, t0: int, t1: int) -> Any:
-        """The stored blocks of one point and host over the days of [t0, t1], in key order."""
+    def _block_values(
+        self, cf: Any, frozen: frozenset[int], dtype: int, ikey: int, host: int, t0: int, t1: int
+    ) -> Any:
+        """The sealed blocks of one point and host over the days of [t0, t1], in key
+        order; blocks of the ``frozen`` seal numbers are left out."""
         prefix = series_prefix(dtype, ikey, host)
         it = cf.iter()
         it.seek(block_key(dtype, ikey, host, max(t0, 0) // DAY_MS, 0))
@@ -483,7 +504,8 @@ class ScanPartition(Materialiser):
             key = it.key()
             if not key.startswith(prefix) or block_day(key) > last_day:
                 break
-            yield it.value()
+            if block_seal(key) not in frozen:
+                yield it.value()
             it.next()
 
 

@@ -276,6 +276,17 @@ class PartitionStore:
         self.applied_offset = next_offset
         self.digest = digest
 
+    def write_derived(self, batch: Batch) -> None:
+        """Write a batch of derived data alone: no offset, no digest change.
+
+        For work that a later :meth:`commit` completes (a seal writes its blocks
+        in pieces, then commits). Until then the materialiser's reads pass over
+        what such pieces wrote, and a crash leaves them to be rewritten.
+        """
+        if batch.delta:
+            raise StoreError("a batch that changes the digest must be committed with its offset")
+        self.db.write(batch._wb, self._write_opts)
+
     def set_format_version(self, digest: int) -> None:
         """Finish a migration: the store now has :attr:`format_version` and ``digest``.
 

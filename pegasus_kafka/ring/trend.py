@@ -21,7 +21,7 @@ def read(part: ScanPartition, dtype: int, ikey: int, t0: int, t1: int) -> rollup
     resolved series is one host's samples come from that host's block
     summaries, every other day is decoded and resolved (see
     :mod:`pegasus_kafka.ring.rollup`). ``t0`` is on an hour."""
-    hosts, unsealed, _ = part.view(dtype)
+    hosts, unsealed, _, _ = part.view(dtype)
     head_days = {f.scan_time_ms // DAY_MS for f in unsealed if (f.ikeys == ikey).any()}
     first_day, last_day = t0 // DAY_MS, t1 // DAY_MS
     days = _day_summaries(part, dtype, ikey, len(hosts), first_day - 1, last_day)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,10 @@ from pegasus_kafka.collector.frames import ScanHeader, cut_frames
 from pegasus_kafka.collector.sources import SimSource
 from pegasus_kafka.config import Config
 from pegasus_kafka.ring import tiers
+from pegasus_kafka.ring.layout import block_seal
 from pegasus_kafka.ring.resolve import resolve
 from pegasus_kafka.ring.scan import ScanPartition, open_store
+from pegasus_kafka.ring.store import raw_items
 from pegasus_kafka.schema import ANALOG, BACKUP, LIMIT, PRIMARY, STATUS, encode_frame
 
 Record = tuple[int, bytes | None, bytes | None]
@@ -307,16 +310,34 @@ def test_seals_whenever_they_run_or_after_a_crash_give_the_same_store(
     monkeypatch.undo()
     assert pauses > whole.seal_seq * 3, "seals gave way between their pieces"
 
-    # A crash with frozen generations not yet sealed, one of them half way.
+    # A crash with frozen generations not yet sealed, one of them half way:
+    # some of its blocks are written, its commit is not.
     crashed = open_partition(tmp_path / "crashed", 1500)
     crashed.ingest(records[:200])
     crashed.seal()
     pending = crashed.pending_seals()
     assert pending >= 2
-    crashed.close()
-    crashed = open_partition(tmp_path / "crashed", 1500)
-    assert crashed.pending_seals() == pending, "the reopened store knows what is still frozen"
-    assert crashed.scan_digest()[1:] == (crashed.store.digest, crashed.store.digest)
+    half = crashed.frozen[0].seq
+    before = crashed.history(ANALOG, ikey, 0, 2**62)
+    monkeypatch.setattr(tiers, "CHUNK_POINTS", 3)
+    with pytest.raises(_Killed):
+        crashed.seal(_killed_after(6))
+    monkeypatch.undo()
+    blocks_cf = crashed.store.cf("blocks")
+    written = [k for k, _ in raw_items(blocks_cf.items()) if block_seal(k) == half]
+    del blocks_cf  # a live handle would keep the store open
+    assert written, "the seal wrote some blocks before it died"
+    for reopen in (False, True):
+        if reopen:
+            crashed.close()
+            crashed = open_partition(tmp_path / "crashed", 1500)
+        assert crashed.pending_seals() == pending, "what is still frozen is known"
+        assert crashed.scan_digest()[1:] == (crashed.store.digest, crashed.store.digest)
+        got = crashed.history(ANALOG, ikey, 0, 2**62)
+        assert set(got) == set(before)
+        for host in before:
+            np.testing.assert_array_equal(got[host].times, before[host].times)
+            np.testing.assert_array_equal(got[host].values, before[host].values)
     crashed.apply(records[200:])
 
     for part in (late, mixed, pieces, crashed):
@@ -338,6 +359,22 @@ def test_seals_whenever_they_run_or_after_a_crash_give_the_same_store(
         )
         part.close()
     whole.close()
+
+
+class _Killed(Exception):
+    """Stands for a process killed in the middle of a seal."""
+
+
+def _killed_after(pieces: int) -> Callable[[], None]:
+    calls = 0
+
+    def pause() -> None:
+        nonlocal calls
+        calls += 1
+        if calls > pieces:
+            raise _Killed
+
+    return pause
 
 
 def test_a_format_1_store_is_migrated_on_open(
