@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import struct
 from collections.abc import Iterable, Iterator
@@ -304,12 +305,20 @@ class PartitionStore:
         self.upgrade_from = None
 
     def size_bytes(self) -> int:
-        """Table files plus memtables, over every column family."""
+        """Bytes of the store's files on disk: tables, write-ahead log, manifest.
+
+        Read from the directory, not from RocksDB's properties: a property
+        read waits for the database's mutex while holding the GIL, and behind
+        a large write that stalls every thread of the server for as long.
+        """
         total = 0
-        for name in (META, *self.column_families):
-            family = self.cf(name)
-            for prop in ("rocksdb.total-sst-files-size", "rocksdb.size-all-mem-tables"):
-                total += family.property_int_value(prop) or 0
+        with os.scandir(self.path) as entries:
+            for entry in entries:
+                try:
+                    if entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_size
+                except FileNotFoundError:  # removed by a compaction meanwhile
+                    continue
         return total
 
     def digests(self, limit: int = 20) -> list[tuple[int, int]]:

@@ -105,7 +105,7 @@ def test_digest_checkpoints_do_not_depend_on_batch_sizes(tmp_path: Path) -> None
     assert [o for o, _ in digests[0]] == [90, 80, 70, 60, 50, 40, 30, 20, 10]
 
 
-def test_size_counts_every_column_family(tmp_path: Path) -> None:
+def test_size_counts_what_is_written(tmp_path: Path) -> None:
     store = PartitionStore(tmp_path / "s", ("data",))
     before = store.size_bytes()
     batch = store.begin()
