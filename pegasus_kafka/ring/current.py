@@ -18,6 +18,8 @@ import numpy as np
 from pegasus_kafka.schema import BACKUP, PRIMARY, Frame
 
 _NEVER = np.iinfo(np.int64).min // 2
+#: most (host, chunk) slots whose rows are remembered
+_MAX_SLOTS = 4096
 
 
 class CurrentTable:
@@ -30,6 +32,10 @@ class CurrentTable:
         self.time = np.zeros(0, np.int64)
         self.host = np.zeros(0, np.int16)
         self.role = np.zeros(0, np.uint8)
+        #: rows of the keys of recent frames by (host, chunk): a host sends the
+        #: same points in the same chunk scan after scan, so each chunk's rows
+        #: are searched for once, until a new point changes the layout
+        self._rows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
         return int(self.keys.shape[0])
@@ -48,6 +54,7 @@ class CurrentTable:
         host[pos] = self.host
         role = np.full(len(keys), BACKUP, np.uint8)
         role[pos] = self.role
+        self._rows.clear()
         self.keys, self.values, self.quality, self.time, self.host, self.role = (
             keys,
             values,
@@ -60,13 +67,7 @@ class CurrentTable:
     def update(self, frame: Frame, host_id: int) -> None:
         if frame.count == 0:
             return
-        idx = np.searchsorted(self.keys, frame.ikeys)
-        inside = idx < len(self.keys)
-        found = np.zeros(frame.count, dtype=bool)
-        found[inside] = self.keys[idx[inside]] == frame.ikeys[inside]
-        if not found.all():
-            self._insert(np.unique(frame.ikeys[~found]))
-            idx = np.searchsorted(self.keys, frame.ikeys)
+        idx = self._rows_of(frame, host_id)
         t = frame.scan_time_ms
         cur_t = self.time[idx]
         cur_primary = self.role[idx] == PRIMARY
@@ -80,6 +81,24 @@ class CurrentTable:
         self.time[sel] = t
         self.host[sel] = host_id
         self.role[sel] = frame.role
+
+    def _rows_of(self, frame: Frame, host_id: int) -> np.ndarray:
+        """The row of each of the frame's points, inserting new points."""
+        slot = (host_id, frame.chunk)
+        known = self._rows.get(slot)
+        if known is not None and np.array_equal(known[0], frame.ikeys):
+            return known[1]
+        idx = np.searchsorted(self.keys, frame.ikeys)
+        inside = idx < len(self.keys)
+        found = np.zeros(frame.count, dtype=bool)
+        found[inside] = self.keys[idx[inside]] == frame.ikeys[inside]
+        if not found.all():
+            self._insert(np.unique(frame.ikeys[~found]))
+            idx = np.searchsorted(self.keys, frame.ikeys)
+        if len(self._rows) >= _MAX_SLOTS:
+            self._rows.clear()
+        self._rows[slot] = (frame.ikeys.copy(), idx)
+        return idx
 
     def lookup(self, ikeys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(found mask, row index) for the requested keys."""
