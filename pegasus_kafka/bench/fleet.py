@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 import uuid
@@ -12,7 +13,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 
 from pegasus_kafka.client import PegasusClient
 from pegasus_kafka.collector.sources import SimSource
@@ -23,11 +24,19 @@ from pegasus_kafka.kafka.registry import RegistryView
 from pegasus_kafka.ring.health import live_servers
 from pegasus_kafka.schema import PRIMARY
 
+log = logging.getLogger(__name__)
+
+#: prefix that marks a bench's topics
+BENCH_PREFIX = "bench-"
+#: the bench configs made in this process, whose topics :func:`drop_bench_topics` deletes
+_made: list[Config] = []
+
 
 def bench_config(cfg: Config, points: int, workdir: Path, code: int = 98, seed: int = 5) -> Config:
     """The user's Kafka settings with fresh topics, a 5 s scan site of ``points``
     points (site ``code`` and simulator ``seed`` pick the data), store and spool
-    under ``workdir``, and fast heartbeats so state changes show within a second."""
+    under ``workdir``, and fast heartbeats so state changes show within a second.
+    The topics are the bench's own until :func:`drop_bench_topics`."""
     site = SiteConfig(
         name="bench",
         code=code,
@@ -36,8 +45,8 @@ def bench_config(cfg: Config, points: int, workdir: Path, code: int = 98, seed: 
         seed=seed,
         hosts=(HostConfig("ems-a", "primary"), HostConfig("ems-b", "backup")),
     )
-    return cfg.with_overrides(
-        kafka=dataclasses.replace(cfg.kafka, topic_prefix=f"bench-{uuid.uuid4().hex[:8]}"),
+    made = cfg.with_overrides(
+        kafka=dataclasses.replace(cfg.kafka, topic_prefix=f"{BENCH_PREFIX}{uuid.uuid4().hex[:8]}"),
         store=dataclasses.replace(cfg.store, data_dir=str(workdir / "data")),
         collector=dataclasses.replace(cfg.collector, spool_dir=str(workdir / "spool")),
         server=ServerSettings(
@@ -45,6 +54,31 @@ def bench_config(cfg: Config, points: int, workdir: Path, code: int = 98, seed: 
         ),
         sites=(site,),
     )
+    _made.append(made)
+    return made
+
+
+def drop_bench_topics(timeout: float = 60.0) -> list[str]:
+    """Delete the topics of every bench config made in this process; returns
+    their names. A long-lived dev broker thus keeps only the partitions it had
+    before: each bench creates dozens, and a broker's every partition costs it
+    memory and work on every run after."""
+    dropped: list[str] = []
+    while _made:
+        cfg = _made.pop()
+        prefix = cfg.kafka.topic_prefix + "."
+        assert cfg.kafka.topic_prefix.startswith(BENCH_PREFIX)
+        client = clients.admin(cfg)
+        try:
+            names = [t for t in client.list_topics(timeout=timeout).topics if t.startswith(prefix)]
+            futures = client.delete_topics(names, operation_timeout=timeout) if names else {}
+            for name, fut in futures.items():
+                clients.wait_result(fut, f"delete topic {name}", timeout)
+                dropped.append(name)
+        except (KafkaException, PegasusError) as exc:
+            # The figures stand; only the broker keeps some extra topics.
+            log.warning("bench topics not deleted prefix=%s error=%s", prefix, exc)
+    return dropped
 
 
 class Load:

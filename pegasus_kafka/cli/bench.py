@@ -8,8 +8,16 @@ from pegasus_kafka.cli.common import PegasusGroup, emit_json, state
 
 
 @click.group(cls=PegasusGroup)
-def bench() -> None:
+@click.pass_context
+def bench(ctx: click.Context) -> None:
     """Benchmarks (figures are ratios against a baseline measured in the same run)."""
+    ctx.call_on_close(_drop_topics)
+
+
+def _drop_topics() -> None:
+    from pegasus_kafka.bench.fleet import drop_bench_topics
+
+    drop_bench_topics()
 
 
 @bench.command()

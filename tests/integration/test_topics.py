@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import ConfigResource, NewTopic, ResourceType
 
+from pegasus_kafka.bench.fleet import bench_config, drop_bench_topics
 from pegasus_kafka.errors import TopicMismatch
 from pegasus_kafka.kafka import clients
-from pegasus_kafka.kafka.topics import ensure_topics
+from pegasus_kafka.kafka.topics import ensure_topics, topic_specs
 from tests.conftest import make_config
 
 
@@ -41,3 +43,22 @@ def test_a_mismatch_is_reported_and_never_changed(tmp_path: Path, kafka_bootstra
     assert "retention.ms" in str(err.value)
     md = admin.list_topics(timeout=10).topics[cfg.scan_topic]
     assert len(md.partitions) == 2
+
+
+def test_a_bench_drops_its_own_topics_and_no_others(tmp_path: Path, kafka_bootstrap: str) -> None:
+    mine = make_config(tmp_path / "mine", bootstrap=kafka_bootstrap)
+    ensure_topics(mine)
+    bench = bench_config(mine, 100, tmp_path / "bench")
+    ensure_topics(bench)
+    created = {t.name for t in topic_specs(bench)}
+    assert sorted(drop_bench_topics()) == sorted(created)
+    admin = clients.admin(mine)
+
+    def left() -> set[str]:
+        return created & set(admin.list_topics(timeout=10).topics)
+
+    deadline = time.monotonic() + 30
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.2)  # poll
+    assert not left()
+    assert {t.name for t in topic_specs(mine)} <= set(admin.list_topics(timeout=10).topics)
