@@ -182,6 +182,13 @@ class Batch:
         self._wb.delete(key, self._store.handle(cf))
         self.writes += 1
 
+    def delete_many_raw(self, cf: str, keys: list[bytes]) -> None:
+        """:meth:`delete_raw` for many keys of one column family."""
+        delete, handle = self._wb.delete, self._store.handle(cf)
+        for key in keys:
+            delete(key, handle)
+        self.writes += len(keys)
+
     def add(self, term: int) -> None:
         """Add a materialiser's own digest term."""
         self.delta = (self.delta + term) & MASK

@@ -24,7 +24,7 @@ import numpy as np
 
 from pegasus_kafka.ring import blocks, rollup
 from pegasus_kafka.ring.blocks import Samples
-from pegasus_kafka.ring.layout import block_key
+from pegasus_kafka.ring.layout import block_keys
 from pegasus_kafka.ring.store import Batch
 from pegasus_kafka.schema import LIMIT
 
@@ -66,24 +66,32 @@ def collect(
     """Every (point, host, day) with two or more blocks of seals ``(lo, hi]``."""
     out: list[Group] = []
     it = snap.iter()
-    for ikey in ikeys:
-        for host in range(hosts):
-            for day in days:
-                start = block_key(dtype, ikey, host, day, lo + 1)
-                keys: list[bytes] = []
-                blobs: list[bytes] = []
-                it.seek(start)
-                while it.valid():
-                    key = it.key()
-                    if key[:_DAY_PREFIX] != start[:_DAY_PREFIX]:
-                        break
-                    if int.from_bytes(key[_DAY_PREFIX:], "big") > hi:
-                        break
-                    keys.append(key)
-                    blobs.append(it.value())
-                    it.next()
-                if len(keys) > 1:
-                    out.append((block_key(dtype, ikey, host, day, hi), keys, blobs))
+    # Bound once: this loop runs for every block a merge reads.
+    seek, valid, key_of, value_of, advance = it.seek, it.valid, it.key, it.value, it.next
+    last = hi.to_bytes(8, "big")
+    per_point = hosts * len(days)
+    starts = block_keys(
+        dtype,
+        np.repeat(np.asarray(ikeys, np.int64), per_point),
+        np.tile(np.repeat(np.arange(hosts), len(days)), len(ikeys)),
+        np.tile(np.asarray(days, np.int64), len(ikeys) * hosts),
+        lo + 1,
+    )
+    for start in starts:
+        prefix = start[:_DAY_PREFIX]
+        keys: list[bytes] = []
+        blobs: list[bytes] = []
+        seek(start)
+        while valid():
+            key = key_of()
+            # Equal lengths: bytes order is the seal numbers' order.
+            if key[:_DAY_PREFIX] != prefix or key[_DAY_PREFIX:] > last:
+                break
+            keys.append(key)
+            blobs.append(value_of())
+            advance()
+        if len(keys) > 1:
+            out.append((prefix + last, keys, blobs))
     return out
 
 
@@ -99,10 +107,8 @@ def stage_merge(batch: Batch, dtype: int, groups: list[Group]) -> None:
     firsts = np.searchsorted(group[order], np.arange(len(groups)))
     # Deletes first: the merged key is often one of the replaced ones. Only
     # blocks large enough to have summaries have one to delete.
-    summarised = iter((counts >= rollup.MIN_SUMMARY_SAMPLES).tolist())
-    for _, keys, _ in groups:
-        for key in keys:
-            batch.delete_raw("blocks", key)
-            if next(summarised):
-                batch.delete_raw("summaries", key)
+    summarised = (counts >= rollup.MIN_SUMMARY_SAMPLES).tolist()
+    replaced = [key for _, keys, _ in groups for key in keys]
+    batch.delete_many_raw("blocks", replaced)
+    batch.delete_many_raw("summaries", [k for k, s in zip(replaced, summarised, strict=True) if s])
     stage_blocks(batch, dtype, merged, firsts, [key for key, _, _ in groups])
