@@ -221,9 +221,9 @@ class ScanPartition(Materialiser):
     def seal(self, pause: Callable[[], None] = lambda: None) -> bool:
         """Seal the oldest frozen generation; False when there is none (or the
         store has closed). Encoding runs outside the partition's lock, so ingest
-        and queries go on meanwhile; the lock is held only to write the batch.
-        ``pause`` runs before each piece of the work: of the encoding, the
-        write, and a merge."""
+        and queries go on meanwhile; the lock is held only for each write.
+        ``pause`` runs before each piece of the work: each piece's encoding
+        and write, the commit, and each piece of a merge."""
         with self._seal_lock:
             with self.lock:
                 if not self.frozen or self.store.closed:

@@ -15,6 +15,11 @@ Commit order, for every batch of records a server applies to a partition:
    That offset is advisory (it lets Kafka's tooling show each ring's lag); on
    assignment the server always resumes from the store's own offset.
 
+Derived data may go ahead of the commit that completes it
+(:meth:`PartitionStore.write_derived`): it changes no digest and no offset,
+and the materialiser's reads ignore it until that commit (a seal's blocks,
+see :mod:`pegasus_kafka.ring.scan`).
+
 The digest is a sum, modulo 2**64, of 64-bit terms: by default a BLAKE2b hash
 of every live (column family, key, value) in the data column families. It is
 kept incrementally in each batch, so it costs one hash per write; a full scan
