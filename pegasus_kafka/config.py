@@ -126,7 +126,7 @@ class StoreSettings:
     #: every ring records each partition's digest at offsets that are multiples of this
     checkpoint_every: int = 1000
     #: memtables of all of a server's stores together (MiB)
-    memtable_mb: int = 256
+    memtable_mb: int = 192
     #: block cache shared by all of a server's stores (MiB)
     block_cache_mb: int = 128
 
