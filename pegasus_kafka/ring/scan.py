@@ -341,8 +341,6 @@ class ScanPartition(Materialiser):
             tiers.stage_blocks(batch, dtype, piece, starts[runs] - first, keys[runs])
             pause()
             with self.lock:
-                if self.store.closed:
-                    raise StoreClosed(f"store {self.store.path} is closed")
                 self.store.write_derived(batch)
 
     def load_history(

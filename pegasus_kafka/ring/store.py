@@ -298,6 +298,8 @@ class PartitionStore:
         """
         if batch.delta:
             raise StoreError("a batch that changes the digest must be committed with its offset")
+        if self._closed:
+            raise StoreClosed(f"store {self.path} is closed")
         self.db.write(batch._wb, self._write_opts)
 
     def set_format_version(self, digest: int) -> None:
