@@ -11,7 +11,8 @@ Columns are byte-shuffled (all first bytes, then all second bytes, ...)
 before one zstd pass, so slowly moving numbers become long runs. Blocks of
 fewer than ``RAW_BELOW`` samples skip that pass: zstd gains little on a few
 dozen bytes, and RocksDB compresses them together with their neighbours,
-which are the same point's other blocks.
+which are the same point's other blocks. So do a seal's blocks, which the
+first merge rewrites (see :mod:`pegasus_kafka.ring.tiers`).
 """
 
 from __future__ import annotations
@@ -99,26 +100,54 @@ def _within_group_delta(a: np.ndarray, starts: np.ndarray) -> np.ndarray:
 
 def _scales(flat: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Per group, the smallest k in 0..6 for which every value is an exact k-place
-    decimal within 2**52 when scaled; -1 where none is (stored as float bits)."""
-    scale = np.full(len(starts), -1, np.int64)
-    with np.errstate(invalid="ignore", over="ignore"):
-        for k in range(7):
-            scaled = np.round(flat * 10.0**k)
-            fits = np.abs(scaled) < _MAX_EXACT
-            ints = np.where(fits, scaled, 0).astype(np.int64)
-            # Exactly what decode computes, compared bit for bit (-0.0 != 0.0 here).
-            back = ints.astype(np.float64) / 10.0**k
-            ok = fits & (back.view(np.uint64) == flat.view(np.uint64))
-            group_ok = np.logical_and.reduceat(ok, starts)
-            scale[(scale < 0) & group_ok] = k
+    decimal within 2**52 when scaled; -1 where none is (stored as float bits).
+
+    Each value's own smallest k is found first, each pass testing only the
+    values no earlier pass fitted; a group's candidate is the largest of its
+    values' (no smaller k fits the value that needs it). The other values of
+    the group are then tested at the candidate, and the few groups where a
+    value that fits at a smaller k fails at the larger one are searched k by k.
+    """
+    n = len(flat)
+    own = np.full(n, -1, np.int64)
+    left = np.arange(n)
+    for k in range(7):
+        fits = _fits(flat[left], 10.0**k)
+        own[left[fits]] = k
+        left = left[~fits]
+        if not len(left):
+            break
+    # A group with a value that never fits gets -1 from the minimum.
+    scale = np.maximum.reduceat(own, starts)
+    scale[np.minimum.reduceat(own, starts) < 0] = -1
+    gid = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, n)))
+    fscale = scale[gid]
+    # A value fits at its own k; only those of a group with a larger k need testing.
+    check = np.flatnonzero((fscale >= 0) & (own != fscale))
+    bad = check[~_fits(flat[check], 10.0 ** fscale[check])]
+    for g in np.unique(gid[bad]).tolist():
+        run = flat[starts[g] : (starts[g + 1] if g + 1 < len(starts) else n)]
+        scale[g] = next((k for k in range(7) if _fits(run, 10.0**k).all()), -1)
     return scale
 
 
-def encode_many(s: Samples, starts: np.ndarray) -> list[bytes]:
+def _fits(flat: np.ndarray, factor: np.ndarray | float) -> np.ndarray:
+    """Where ``flat`` scaled by ``factor`` is an integer within 2**52 that decodes
+    back to the same bits. Decoding divides an int64, whose zero is +0.0: adding
+    0.0 turns a rounded -0.0 into that, so -0.0 itself never fits."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = np.round(flat * factor)
+        scaled += 0.0
+        back = scaled / factor
+        return (np.abs(scaled) < _MAX_EXACT) & (back.view(np.uint64) == flat.view(np.uint64))
+
+
+def encode_many(s: Samples, starts: np.ndarray, compress: bool = True) -> list[bytes]:
     """Encode consecutive runs of ``s`` (run g begins at ``starts[g]``) as one block each.
 
     Everything but the final compression of each block is done for all runs
-    at once, which is what makes sealing cheap.
+    at once, which is what makes sealing cheap. Without ``compress``, every
+    block is stored as it is, as those under :data:`RAW_BELOW` always are.
     """
     n = len(s)
     starts = np.asarray(starts, np.int64)
@@ -144,7 +173,7 @@ def encode_many(s: Samples, starts: np.ndarray) -> list[bytes]:
     times = s.times.astype(np.int64)
     # The header holds each run's first time; the column holds steps from it.
     steps = _within_group_delta(times - times[starts][gid], starts)
-    raw = counts < RAW_BELOW
+    raw = (counts < RAW_BELOW) | (not compress)
     header = np.zeros(len(starts), _HEADER_DTYPE)
     header["magic"], header["version"] = MAGIC, VERSION
     header["mode"] = np.where(scale >= 0, MODE_DECIMAL, MODE_FLOAT) | np.where(raw, F_RAW, 0)
@@ -153,7 +182,8 @@ def encode_many(s: Samples, starts: np.ndarray) -> list[bytes]:
     header["n"], header["t0"] = counts, times[starts]
     bytes_columns = [s.quality, s.role] + ([s.changes] if s.changes is not None else [])
     cctx = _cctx()
-    out: list[bytes] = [b""] * len(starts)
+    made: list[bytes] = []
+    made_runs: list[np.ndarray] = []
     # Runs of one length share a layout: they are built as the rows of one
     # matrix (header, times, values, quality, role, transitions), so each
     # block is one contiguous slice and no byte is placed on its own.
@@ -172,10 +202,14 @@ def encode_many(s: Samples, starts: np.ndarray) -> list[bytes]:
             axis=1,
         )
         data, size = matrix.tobytes(), matrix.shape[1]
-        for i, g in enumerate(runs.tolist()):
-            block = data[i * size : (i + 1) * size]
-            out[g] = block if raw[g] else block[:_HEADER_SIZE] + cctx.compress(block[_HEADER_SIZE:])
-    return out
+        sliced = [data[i : i + size] for i in range(0, len(data), size)]
+        if not raw[runs[0]]:  # one length: all of them compressed, or none
+            sliced = [b[:_HEADER_SIZE] + cctx.compress(b[_HEADER_SIZE:]) for b in sliced]
+        made += sliced
+        made_runs.append(runs)
+    # Back from length order to run order.
+    order = np.argsort(np.concatenate(made_runs), kind="stable").tolist()
+    return [made[i] for i in order]
 
 
 def _shuffled(a: np.ndarray) -> np.ndarray:

@@ -338,7 +338,12 @@ class ScanPartition(Materialiser):
             first, last = int(starts[runs][0]), int(ends[runs][-1])
             piece = ordered.take(slice(first, last))
             batch = self.store.begin()
-            tiers.stage_blocks(batch, dtype, piece, starts[runs] - first, keys[runs])
+            # Stored as they are: the level-1 merge rewrites them within
+            # FANIN seals, and compresses what it writes. Until then RocksDB
+            # compresses their table files, on threads of its own.
+            tiers.stage_blocks(
+                batch, dtype, piece, starts[runs] - first, keys[runs], compress=False
+            )
             pause()
             with self.lock:
                 self.store.write_derived(batch)

@@ -212,3 +212,40 @@ def test_the_block_layout_is_the_format_version_1_layout() -> None:
         assert np.array_equal(got_starts, starts)
         _assert_bits_equal(got, s)
     assert h.hexdigest() == "fd399b9c15c01012d2e4dff9eb0f94459d973420f8c7d8d03364b4c39f5f134d"
+
+
+def _plain_scale(run: np.ndarray) -> int:
+    """The rule itself: the smallest k whose scaled integers decode to every value."""
+    for k in range(7):
+        with np.errstate(invalid="ignore", over="ignore"):
+            scaled = np.round(run * 10.0**k)
+            if not (np.abs(scaled) < 2.0**52).all():
+                continue
+            back = scaled.astype(np.int64).astype(np.float64) / 10.0**k
+        if (back.view(np.uint64) == run.view(np.uint64)).all():
+            return k
+    return -1
+
+
+def test_scales_are_the_smallest_exact_decimal_places_per_run() -> None:
+    rng = np.random.default_rng(5)
+    # Whole numbers that fit at k = 0 but overflow 2**52 at k = 1; in a run with
+    # a value that needs a place or more, the run fits no k.
+    big = rng.integers(2**52 // 10, 2**52, 20).astype(np.float64)
+    pools = [
+        np.round(rng.normal(0, 1000, 400), 2),
+        np.round(rng.normal(0, 50, 400), 5),
+        rng.normal(size=400),
+        np.array([0.0, -0.0, np.nan, np.inf, 0.5, 1e-7, 123456.789]),
+        big,
+    ]
+    runs = [
+        rng.choice(pools[int(rng.integers(len(pools)))], int(rng.integers(1, 12)))
+        for _ in range(300)
+    ]
+    runs += [np.array([big[0], 0.25]), np.array([big[1]]), np.array([-0.0, 0.1])]
+    flat = np.concatenate(runs)
+    starts = np.cumsum([0] + [len(r) for r in runs[:-1]])
+    got = blocks._scales(flat, starts)
+    assert got.tolist() == [_plain_scale(r) for r in runs]
+    assert -1 in got.tolist() and 0 in got.tolist() and 5 in got.tolist()
