@@ -133,13 +133,20 @@ def share_memory(memtable_bytes: int, cache_bytes: int) -> None:
     _shared["cache"] = Cache(cache_bytes)
 
 
+#: bytes of a table file's data block: sealed blocks are a few hundred bytes to
+#: a few KiB, and a point's neighbours in key order are its own other blocks,
+#: which compress well together
+TABLE_BLOCK_BYTES = 16 * 1024
+
+
 def _options() -> Options:
     opts = Options(raw_mode=True)
+    table = BlockBasedOptions()
+    table.set_block_size(TABLE_BLOCK_BYTES)
     if _shared:
         opts.set_write_buffer_manager(_shared["buffers"])
-        table = BlockBasedOptions()
         table.set_block_cache(_shared["cache"])
-        opts.set_block_based_table_factory(table)
+    opts.set_block_based_table_factory(table)
     opts.create_if_missing(True)
     opts.create_missing_column_families(True)
     opts.set_compression_type(DBCompressionType.lz4())
