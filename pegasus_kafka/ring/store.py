@@ -237,7 +237,11 @@ class PartitionStore:
         except Exception as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from None
         self._handles = {name: self.db.get_column_family_handle(name) for name in cfs}
-        self._meta = self.db.get_column_family(META)
+        # Each column family's Rdict is made once and kept until close: dropping
+        # one flushes its memtable (rocksdict closes it), which in a temporary
+        # would cut a new table file, and wait for it, at every read.
+        self._cfs = {name: self.db.get_column_family(name) for name in cfs}
+        self._meta = self._cfs[META]
         self._write_opts = WriteOptions()
         self._write_opts.sync = sync
         self.format_version = format_version
@@ -248,7 +252,7 @@ class PartitionStore:
         elif raw_version is None:
             self._meta.put(K_FORMAT, u64(format_version))
         elif (version := _U64.unpack(raw_version)[0]) > format_version:
-            self.db.close()
+            self._close_db()
             raise StoreError(
                 f"store {self.path} has format {version}, this version reads up to "
                 f"{format_version}: upgrade pegasus_kafka, or remove the store to replay it"
@@ -273,7 +277,7 @@ class PartitionStore:
     def cf(self, name: str) -> Rdict:
         if self._closed:
             raise StoreClosed(f"store {self.path} is closed")
-        return self.db.get_column_family(name)
+        return self._cfs[name]
 
     def state(self, key: bytes) -> bytes | None:
         if self._closed:
@@ -400,6 +404,11 @@ class PartitionStore:
         if self._closed:
             return
         self._closed = True
+        self._close_db()
+
+    def _close_db(self) -> None:
         self._handles.clear()
-        self._meta.close()
+        for cf in self._cfs.values():
+            cf.close()
+        self._cfs.clear()
         self.db.close()

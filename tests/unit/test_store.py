@@ -128,3 +128,23 @@ def test_kv_hash_is_blake2b_of_family_key_length_key_and_value() -> None:
         assert kv_hash(cf, key, value) == kv_hash(cf, key, value), (
             "hashing leaves the per-family hasher as it was"
         )
+
+
+def test_reads_cut_no_table_file(tmp_path: Path) -> None:
+    # Reads run on every query; a read that flushed a memtable would leave a
+    # small table file behind each time, and wait for it.
+    store = PartitionStore(tmp_path / "s", ("data",))
+    for i in range(5):
+        batch = store.begin()
+        batch.put("data", u64(i), b"x" * 100)
+        store.commit(batch, i + 1)
+        assert store.cf("data").get(u64(i)) == b"x" * 100
+        snap = store.cf("data").snapshot()
+        assert len(list(snap.items())) == i + 1
+        del snap
+    assert store.scan_digest() == (5, store.digest, store.digest)
+    assert list((tmp_path / "s").glob("*.sst")) == []
+    store.close()
+    store = PartitionStore(tmp_path / "s", ("data",))
+    assert dict(store.cf("data").items()) == {u64(i): b"x" * 100 for i in range(5)}
+    store.close()
