@@ -222,8 +222,9 @@ class ScanPartition(Materialiser):
         """Seal the oldest frozen generation; False when there is none (or the
         store has closed). Encoding runs outside the partition's lock, so ingest
         and queries go on meanwhile; the lock is held only for each write.
-        ``pause`` runs before each piece of the work: each piece's encoding
-        and write, the commit, and each piece of a merge."""
+        ``pause`` runs before each piece of the work: each data type's
+        sorting, each piece's encoding and write, the commit, and each piece
+        of a merge's reading, merging and write."""
         with self._seal_lock:
             with self.lock:
                 if not self.frozen or self.store.closed:
@@ -276,7 +277,8 @@ class ScanPartition(Materialiser):
             hosts = len(self.hosts)
             points = [self.current[t].keys.tolist() for t in range(4)]
             snap = self.store.cf("blocks").snapshot()
-        step = max(1, tiers.CHUNK_POINTS // max(hosts, 1))
+        # A series has up to FANIN of a level's blocks to merge.
+        step = max(1, tiers.MERGE_BLOCKS // max(hosts * tiers.FANIN, 1))
         try:
             for dtype in range(4):
                 for i in range(0, len(points[dtype]), step):
@@ -285,8 +287,10 @@ class ScanPartition(Materialiser):
                     groups = tiers.collect(snap, dtype, chunk, hosts, sorted(days), lo, hi)
                     if not groups:
                         continue
+                    pause()
                     batch = self.store.begin()
                     tiers.stage_merge(batch, dtype, groups)
+                    pause()
                     with self.lock:
                         if self.store.closed:
                             return
@@ -312,6 +316,7 @@ class ScanPartition(Materialiser):
         seal_seq: int,
         pause: Callable[[], None],
     ) -> None:
+        pause()
         cols = _columns(frames, [hosts.index(f"{f.site}/{f.host}") for f in frames])
         day = cols["times"] // DAY_MS
         order = np.lexsort((cols["arrival"], cols["times"], day, cols["host"], cols["ikeys"]))
@@ -327,7 +332,6 @@ class ScanPartition(Materialiser):
             role=cols["role"][order],
             changes=cols["changes"][order] if dtype == STATUS else None,
         )
-        keys = block_keys(dtype, ikeys[starts], host[starts], day[starts], seal_seq)
         # In pieces of whole runs, which bounds the encoder's temporary arrays
         # at a utility's size and lets the sealer give way to ingest between
         # them; a block depends on its run alone.
@@ -337,13 +341,13 @@ class ScanPartition(Materialiser):
             runs = slice(i, i + tiers.CHUNK_POINTS)
             first, last = int(starts[runs][0]), int(ends[runs][-1])
             piece = ordered.take(slice(first, last))
+            at = starts[runs]
+            keys = block_keys(dtype, ikeys[at], host[at], day[at], seal_seq)
             batch = self.store.begin()
             # Stored as they are: the level-1 merge rewrites them within
             # FANIN seals, and compresses what it writes. Until then RocksDB
             # compresses their table files, on threads of its own.
-            tiers.stage_blocks(
-                batch, dtype, piece, starts[runs] - first, keys[runs], compress=False
-            )
+            tiers.stage_blocks(batch, dtype, piece, at - first, keys, compress=False)
             pause()
             with self.lock:
                 self.store.write_derived(batch)

@@ -30,8 +30,11 @@ from pegasus_kafka.schema import LIMIT
 
 FANIN = 8
 MAX_LEVEL = 2
-#: points merged per batch, which bounds a merge's memory and lock time
+#: runs a seal encodes per piece, which bounds its memory and lock time
 CHUNK_POINTS = 2048
+#: blocks a merge reads per piece: a piece is the work between two chances for
+#: the sealer to give way to live ingest, about 10 ms here
+MERGE_BLOCKS = 4096
 _DAY_PREFIX = 15  # data type, ikey, host, day: the block key without its seal
 
 #: (merged block's key, keys of the blocks it replaces, their contents)

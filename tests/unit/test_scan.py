@@ -290,6 +290,7 @@ def test_seals_whenever_they_run_or_after_a_crash_give_the_same_store(
     # Seals and merges staged in pieces of a few points each, giving way to
     # ingest between pieces, as a live server's sealer does.
     monkeypatch.setattr(tiers, "CHUNK_POINTS", 3)
+    monkeypatch.setattr(tiers, "MERGE_BLOCKS", 16)
     pieces = open_partition(tmp_path / "pieces", 1500)
     rest = list(records)
     pauses = 0
