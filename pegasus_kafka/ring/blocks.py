@@ -11,8 +11,8 @@ Columns are byte-shuffled (all first bytes, then all second bytes, ...)
 before one zstd pass, so slowly moving numbers become long runs. Blocks of
 fewer than ``RAW_BELOW`` samples skip that pass: zstd gains little on a few
 dozen bytes, and RocksDB compresses them together with their neighbours,
-which are the same point's other blocks. So do a seal's blocks, which the
-first merge rewrites (see :mod:`pegasus_kafka.ring.tiers`).
+which are the same point's other blocks. A seal's blocks skip it too: the
+first merge rewrites them (see :mod:`pegasus_kafka.ring.tiers`).
 """
 
 from __future__ import annotations
