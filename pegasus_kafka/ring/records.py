@@ -122,14 +122,8 @@ class MetaPartition(RecordPartition):
         super().__init__(store)
         #: versions staged in the batch being applied, not yet in ``latest``
         self._staged: dict[int, int] = {}
-        self._latest: Any = store.cf("latest")
         if store.state(self.K_LATEST_BUILT) is None:
             self._build_latest()
-
-    def close(self) -> None:
-        with self.lock:
-            self._latest = None  # an open column family would keep the store open
-            super().close()
 
     def scan_digest(self) -> tuple[int, int, int]:
         # ``latest`` is derived from ``versions`` and outside the digest.
@@ -156,7 +150,7 @@ class MetaPartition(RecordPartition):
         staged = self._staged.get(ikey)
         if staged is not None:
             return staged
-        raw = self._latest.get(_ikey_bytes(ikey))
+        raw = self.store.cf("latest").get(_ikey_bytes(ikey))
         return None if raw is None else int(struct.unpack_from(">I", raw)[0])
 
     def _stage(self, batch: Batch, offset: int, rec: dict[str, Any], value: bytes) -> bool:
