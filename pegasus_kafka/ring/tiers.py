@@ -33,7 +33,7 @@ MAX_LEVEL = 2
 #: runs a seal encodes per piece, which bounds its memory and lock time
 CHUNK_POINTS = 2048
 #: blocks a merge reads per piece: a piece is the work between two chances for
-#: the sealer to give way to live ingest, about 10 ms here
+#: the sealer to give way to live ingest
 MERGE_BLOCKS = 4096
 _DAY_PREFIX = 15  # data type, ikey, host, day: the block key without its seal
 
