@@ -278,7 +278,7 @@ def decode_many(blobs: list[bytes]) -> tuple[Samples, np.ndarray]:
     if len(bounds) == 2:
         return _decode(whole, head)
     passes = [_decode(whole[a:b], head[a:b])[0] for a, b in itertools.pairwise(bounds)]
-    return _joined(passes), ends - counts
+    return joined(passes), ends - counts
 
 
 def _decode(whole: list[bytes], head: np.ndarray) -> tuple[Samples, np.ndarray]:
@@ -360,16 +360,16 @@ def concat(parts: list[Samples]) -> Samples:
         return empty()
     if len(parts) == 1:
         return parts[0]
-    joined = _joined(parts)
-    times = joined.times
+    whole = joined(parts)
+    times = whole.times
     if not (np.diff(times) < 0).any():
         # Already in time order (blocks read in key order usually are): a stable
         # sort would leave it as it is.
-        return joined
-    return joined.take(np.argsort(times, kind="stable"))
+        return whole
+    return whole.take(np.argsort(times, kind="stable"))
 
 
-def _joined(parts: list[Samples]) -> Samples:
+def joined(parts: list[Samples]) -> Samples:
     """The runs one after another, as they are."""
     has_changes = all(p.changes is not None for p in parts)
     return Samples(

@@ -86,10 +86,16 @@ def frame_term(frame: Frame, host: str) -> int:
 
 def block_term(dtype: int, host: str, ikey: int, s: Samples) -> int:
     """The digest term of one point's samples from one host (a block's content)."""
+    return samples_term(dtype, host, np.full(len(s), ikey, np.int64), s)
+
+
+def samples_term(dtype: int, host: str, ikeys: np.ndarray, s: Samples) -> int:
+    """The digest term of samples from one host, sample i of point ``ikeys[i]``
+    (a segment's content)."""
     changes = s.changes if dtype == STATUS else None
     return _term(
         series_seed(dtype, host),
-        np.full(len(s), ikey, np.int64),
+        ikeys,
         s.times,
         s.values,
         _flags(s.quality, s.role, changes),

@@ -3,6 +3,8 @@
 Layout of the partition's store:
 
 ``frames``     offset -> the frame's Avro bytes, for frames not yet sealed
+``segments``   data type | host id | UTC day | seal number | first ikey -> the
+               runs of up to a thousand points (:mod:`pegasus_kafka.ring.segments`)
 ``blocks``     data type | ikey | host id | UTC day | seal number -> compressed block
 ``summaries``  the same key -> hourly summaries of the block (large blocks only)
 ``skips``      offset -> why a record was skipped (so the digest covers the skip)
@@ -15,26 +17,36 @@ number of points, which keeps ingest cheap. When the head holds
 into a generation and a new head begins. Both thresholds look only at record
 content, so every ring freezes at the same offsets and numbers the same
 generations. Sealing a generation regroups its samples per (point, host, day)
-into blocks. It runs whenever a sealer gets to it (a thread of the server, or
+into segments, which the first merge turns into blocks
+(:mod:`pegasus_kafka.ring.tiers`). It runs whenever a sealer gets to it (a thread of the server, or
 inline): the digest covers samples, not the blocks that hold them
 (:mod:`pegasus_kafka.ring.content`), so a sample counts the same in a frame
 and in a block, and when a seal commits changes nothing a ring can be
 compared on.
 
-A seal writes its blocks in pieces (each write holds the GIL, and one write
-of a utility's generation would hold it for tens of milliseconds), then
-commits: one batch deletes the generation's frames and drops it from the
-frozen list. Until that commit, queries read the generation from its frames
-and pass over blocks whose seal number is still frozen, and so does the
-digest scan. A crash between the pieces and the commit leaves the
-generation frozen, and its next seal writes the same blocks again.
+A seal writes its segments in pieces (each write holds the GIL, and one
+write of a utility's generation would hold it for milliseconds), then
+commits: one batch deletes the generation's frames, drops it from the frozen
+list and lists its seal number among those held in segments. Until that
+commit, queries read the generation from its frames and pass over its
+segments, and so does the digest scan. A crash between the pieces and the
+commit leaves the generation frozen, and its next seal writes the same
+segments again.
+
+A level-1 merge works the same way: it writes its blocks in pieces, keyed
+with a seal number still listed as held in segments, then one batch deletes
+the segments and the listing. Until then reads pass over blocks of listed
+seal numbers; a crash leaves the merge due, and it is done again.
 
 Host ids number the (site, host) pairs in the order the partition first saw
 them, which is the same on every ring.
 
-Format 2 digests samples. A format-1 store (frames and blocks digested as
-key-values) is migrated when opened: its digest is recomputed from its
-content and its old digest checkpoints are dropped.
+Format 3 seals into segments. Format 2 sealed into blocks: such a store is
+migrated when opened by dropping the blocks a seal cut short (its
+generation is still frozen, and seals again into segments); its digest
+stays, since both formats digest samples. A format-1 store (frames and
+blocks digested as key-values) also has its digest recomputed from its
+content, and its old digest checkpoints dropped.
 """
 
 from __future__ import annotations
@@ -52,7 +64,7 @@ import numpy as np
 
 from pegasus_kafka.errors import MalformedRecord, StoreClosed, StoreError
 from pegasus_kafka.kafka.messages import Record
-from pegasus_kafka.ring import blocks, content, rollup, tiers, trend
+from pegasus_kafka.ring import blocks, content, rollup, segments, tiers, trend
 from pegasus_kafka.ring.base import ApplyResult, Materialiser
 from pegasus_kafka.ring.blocks import Samples
 from pegasus_kafka.ring.current import CurrentTable
@@ -70,8 +82,8 @@ from pegasus_kafka.schema import LIMIT, STATUS, Frame, decode_frame
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2
-COLUMN_FAMILIES = ("frames", "blocks", "summaries", "skips")
+FORMAT = 3
+COLUMN_FAMILIES = ("frames", "segments", "blocks", "summaries", "skips")
 K_STATE = b"scan_state"
 
 
@@ -82,6 +94,18 @@ def width_of(dtype: int) -> int:
 def open_store(path: Path, sync: bool = False, checkpoint_every: int = 1000) -> PartitionStore:
     """A scan partition's store, in (or migrating to) this module's format."""
     return PartitionStore(path, COLUMN_FAMILIES, sync, checkpoint_every, format_version=FORMAT)
+
+
+@dataclass(frozen=True)
+class View:
+    """What reads of one data type see at one instant (see :meth:`ScanPartition.view`)."""
+
+    hosts: list[str]
+    frames: list[Frame]  # unsealed frames of the data type
+    blocks: Any  # snapshot of the blocks
+    segments: Any  # snapshot of the segments
+    hidden: frozenset[int]  # seal numbers whose blocks are not yet the data
+    sealed: list[tuple[int, list[int]]]  # (seal number, days) held in segments
 
 
 @dataclass
@@ -109,6 +133,10 @@ class ScanPartition(Materialiser):
         self.periods: dict[str, int] = state.get("periods", {})
         self.dedup: dict[str, list[int]] = state.get("dedup", {})
         self.seal_seq: int = state.get("seal_seq", 0)
+        #: seal number -> the days it touched, for every seal held in segments
+        self.in_segments: dict[int, list[int]] = {
+            seq: days for seq, days in state.get("segments", [])
+        }
         self.current = [CurrentTable(width_of(t)) for t in range(4)]
         for t in range(4):
             snap = store.state(b"current/%d" % t)
@@ -121,6 +149,9 @@ class ScanPartition(Materialiser):
         self.head_samples = 0
         self.head_span = (0, 0)  # (earliest, latest) scan time in the head
         self._rebuild([(seq, end) for seq, end in state.get("frozen", [])])
+        #: generations frozen when the store opened: a seal cut short may have
+        #: written some of their segments
+        self._cut_short = {g.seq for g in self.frozen}
         if store.upgrade_from is not None:
             self._migrate(store.upgrade_from)
 
@@ -141,10 +172,21 @@ class ScanPartition(Materialiser):
             self._freeze(self.store.applied_offset, self.seal_seq)
 
     def _migrate(self, version: int) -> None:
-        if version != 1:
+        if version not in (1, 2):
             raise ValueError(f"no migration from scan store format {version}")
-        _, _, digest = self.scan_digest()
-        self.store.set_format_version(digest)
+        frozen = {g.seq for g in self.frozen}
+        if frozen:
+            blocks_cf = self.store.cf("blocks")
+            cut_short = [k for k, _ in raw_items(blocks_cf.items()) if block_seal(k) in frozen]
+            batch = self.store.begin()
+            batch.delete_many_raw("blocks", cut_short)
+            batch.delete_many_raw("summaries", cut_short)
+            self.store.write_derived(batch)
+        if version == 1:
+            _, _, digest = self.scan_digest()
+            self.store.set_format_version(digest)
+        else:
+            self.store.set_format_version(self.store.digest, keep_checkpoints=True)
         log.info("scan store migrated path=%s from=%d to=%d", self.store.path, version, FORMAT)
 
     # -- ingest -----------------------------------------------------------------
@@ -215,49 +257,138 @@ class ScanPartition(Materialiser):
         return result
 
     def pending_seals(self) -> int:
+        """Frozen generations waiting for their seal, plus one when a level-1
+        merge is due."""
         with self.lock:
-            return len(self.frozen)
+            return len(self.frozen) + int(self._first_level_due() is not None)
+
+    def _first_level_due(self) -> int | None:
+        if not self.in_segments:
+            return None
+        last_sealed = self.frozen[0].seq - 1 if self.frozen else self.seal_seq
+        return tiers.first_level_due(min(self.in_segments), last_sealed)
 
     def seal(self, pause: Callable[[], None] = lambda: None) -> bool:
-        """Seal the oldest frozen generation; False when there is none (or the
-        store has closed). Encoding runs outside the partition's lock, so ingest
-        and queries go on meanwhile; the lock is held only for each write.
-        ``pause`` runs before each piece of the work: each data type's
-        sorting, each piece's encoding and write, the commit, and each piece
-        of a merge's reading, merging and write."""
+        """Seal the oldest frozen generation, then do the merges due; False when
+        there was nothing to do (or the store has closed). Encoding runs
+        outside the partition's lock, so ingest and queries go on meanwhile;
+        the lock is held only for each write. ``pause`` runs before each piece
+        of the work: each data type's sorting, each piece's write, the
+        commit, and each piece of a merge's reading, merging and write."""
         with self._seal_lock:
-            with self.lock:
-                if not self.frozen or self.store.closed:
-                    return False
-                gen = self.frozen[0]
-                hosts = list(self.hosts)
-            try:
-                for dtype in range(4):
-                    frames = [f for _, f in gen.frames if f.data_type == dtype]
-                    if frames:
-                        self._seal_type(dtype, frames, hosts, gen.seq, pause)
-                batch = self.store.begin()
-                for offset, _ in gen.frames:
-                    batch.delete_raw("frames", u64(offset))
-                for t, table in enumerate(gen.current):
-                    batch.put_state(b"current/%d" % t, table)
-                # The days each seal touched, for the merges that cover it.
-                days = sorted({f.scan_time_ms // DAY_MS for _, f in gen.frames})
-                batch.put_state(b"days/%d" % gen.seq, json.dumps(days).encode())
-                batch.delete_raw("meta", b"days/%d" % (gen.seq - tiers.FANIN**tiers.MAX_LEVEL))
-            except StoreClosed:
+            done = self._seal_oldest(pause)
+            while True:
+                with self.lock:
+                    hi = None if self.store.closed else self._first_level_due()
+                if hi is None or not self._merge_segments(hi, pause):
+                    return done
+                done = True
+                span = tiers.span_due(hi)
+                if span:
+                    self._merge(hi - span, hi, pause)
+
+    def _seal_oldest(self, pause: Callable[[], None]) -> bool:
+        """Seal the oldest frozen generation into segments; the caller holds the
+        seal lock."""
+        with self.lock:
+            if not self.frozen or self.store.closed:
                 return False
+            gen = self.frozen[0]
+            hosts = list(self.hosts)
+        try:
+            if gen.seq in self._cut_short:
+                self._drop_segments(gen.seq)
+                self._cut_short.discard(gen.seq)
+            for dtype in range(4):
+                frames = [f for _, f in gen.frames if f.data_type == dtype]
+                if frames:
+                    self._seal_type(dtype, frames, hosts, gen.seq, pause)
+            batch = self.store.begin()
+            for offset, _ in gen.frames:
+                batch.delete_raw("frames", u64(offset))
+            for t, table in enumerate(gen.current):
+                batch.put_state(b"current/%d" % t, table)
+            # The days each seal touched, for the merges that cover it.
+            days = sorted({f.scan_time_ms // DAY_MS for _, f in gen.frames})
+            batch.put_state(b"days/%d" % gen.seq, json.dumps(days).encode())
+            batch.delete_raw("meta", b"days/%d" % (gen.seq - tiers.FANIN**tiers.MAX_LEVEL))
+        except StoreClosed:
+            return False
+        pause()
+        with self.lock:
+            if self.store.closed:
+                return False
+            self.frozen.pop(0)
+            self.in_segments[gen.seq] = days
+            batch.put_state(K_STATE, self._state_bytes())
+            self.store.commit(batch, self.store.applied_offset)
+        return True
+
+    def _drop_segments(self, seq: int) -> None:
+        """Delete what a seal of generation ``seq`` that was cut short wrote: this
+        seal may cut its segments elsewhere."""
+        snap = self.store.cf("segments").snapshot()
+        batch = self.store.begin()
+        keys = [k for k, _ in raw_items(snap.items()) if segments.parse_key(k)[3] == seq]
+        del snap
+        batch.delete_many_raw("segments", keys)
+        with self.lock:
+            self.store.write_derived(batch)
+
+    def _merge_segments(self, hi: int, pause: Callable[[], None]) -> bool:
+        """The level-1 merge of the segments of seals up to ``hi`` into blocks
+        (see :mod:`pegasus_kafka.ring.tiers`); False if the store closed."""
+        with self.lock:
+            if self.store.closed:
+                return False
+            seals = sorted(seq for seq in self.in_segments if seq <= hi)
+            snap = self.store.cf("segments").snapshot()
+        # Keyed with a seal number still listed as held in segments, so reads
+        # pass over these blocks until the commit below.
+        top = seals[-1]
+        replaced: list[bytes] = []
+        try:
+            group: list[tuple[bytes, bytes]] = []
+            for key, value in raw_items(snap.items()):
+                if group and segments.prefix(key)[:7] != segments.prefix(group[0][0])[:7]:
+                    self._merge_group(group, top, pause)
+                    replaced += [k for k, _ in group]
+                    group = []
+                if segments.parse_key(key)[3] <= hi:
+                    group.append((key, value))
+            if group:
+                self._merge_group(group, top, pause)
+                replaced += [k for k, _ in group]
             pause()
+            batch = self.store.begin()
+            batch.delete_many_raw("segments", replaced)
             with self.lock:
                 if self.store.closed:
                     return False
-                self.frozen.pop(0)
+                for seq in seals:
+                    del self.in_segments[seq]
                 batch.put_state(K_STATE, self._state_bytes())
                 self.store.commit(batch, self.store.applied_offset)
-            span = tiers.span_due(gen.seq)
-            if span:
-                self._merge(gen.seq - span, gen.seq, pause)
-            return True
+        except StoreClosed:
+            return False
+        return True
+
+    def _merge_group(
+        self, group: list[tuple[bytes, bytes]], top: int, pause: Callable[[], None]
+    ) -> None:
+        """Write one (data type, host, day)'s segments, in seal order, as blocks."""
+        dtype, host, day, _, _ = segments.parse_key(group[0][0])
+        segs = [segments.decode(value) for _, value in group]
+        for ikeys, merged, starts in tiers.segment_pieces(segs, tiers.CHUNK_POINTS):
+            pause()
+            batch = self.store.begin()
+            keys = block_keys(
+                dtype, ikeys, np.full(len(ikeys), host), np.full(len(ikeys), day), top
+            )
+            tiers.stage_blocks(batch, dtype, merged, starts, keys)
+            pause()
+            with self.lock:
+                self.store.write_derived(batch)
 
     def _merge(self, lo: int, hi: int, pause: Callable[[], None]) -> None:
         """Merge every (point, host, day)'s blocks of seals (lo, hi] into one
@@ -305,6 +436,7 @@ class ScanPartition(Materialiser):
             "dedup": self.dedup,
             "seal_seq": self.seal_seq,
             "frozen": [[g.seq, g.end] for g in self.frozen],
+            "segments": sorted([seq, days] for seq, days in self.in_segments.items()),
         }
         return json.dumps(state, sort_keys=True).encode()
 
@@ -319,12 +451,10 @@ class ScanPartition(Materialiser):
         pause()
         cols = _columns(frames, [hosts.index(f"{f.site}/{f.host}") for f in frames])
         day = cols["times"] // DAY_MS
-        order = np.lexsort((cols["arrival"], cols["times"], day, cols["host"], cols["ikeys"]))
+        order = np.lexsort((cols["arrival"], cols["times"], cols["ikeys"], day, cols["host"]))
         ikeys, host, day = cols["ikeys"][order], cols["host"][order], day[order]
-        change = (
-            np.flatnonzero((np.diff(ikeys) != 0) | (np.diff(host) != 0) | (np.diff(day) != 0)) + 1
-        )
-        starts = np.concatenate(([0], change)).astype(np.int64)
+        new_day = (np.diff(host) != 0) | (np.diff(day) != 0)
+        runs = np.concatenate(([0], np.flatnonzero(new_day | (np.diff(ikeys) != 0)) + 1))
         ordered = Samples(
             times=cols["times"][order],
             values=cols["values"][order],
@@ -332,25 +462,21 @@ class ScanPartition(Materialiser):
             role=cols["role"][order],
             changes=cols["changes"][order] if dtype == STATUS else None,
         )
-        # In pieces of whole runs, which bounds the encoder's temporary arrays
-        # at a utility's size and lets the sealer give way to ingest between
-        # them; a block depends on its run alone.
-        ends = np.append(starts[1:], len(ordered))
-        for i in range(0, len(starts), tiers.CHUNK_POINTS):
-            pause()
-            runs = slice(i, i + tiers.CHUNK_POINTS)
-            first, last = int(starts[runs][0]), int(ends[runs][-1])
-            piece = ordered.take(slice(first, last))
-            at = starts[runs]
-            keys = block_keys(dtype, ikeys[at], host[at], day[at], seal_seq)
-            batch = self.store.begin()
-            # Stored as they are: the level-1 merge rewrites them within
-            # FANIN seals, and compresses what it writes. Until then RocksDB
-            # compresses their table files, on threads of its own.
-            tiers.stage_blocks(batch, dtype, piece, at - first, keys, compress=False)
-            pause()
-            with self.lock:
-                self.store.write_derived(batch)
+        # A segment's runs share a (host, day), up to RUNS of them.
+        day_runs = np.searchsorted(runs, np.concatenate(([0], np.flatnonzero(new_day) + 1)))
+        bounds = np.append(runs, len(ordered))
+        for a, b in zip(day_runs.tolist(), [*day_runs[1:].tolist(), len(runs)], strict=True):
+            for first in range(a, b, segments.RUNS):
+                last = min(first + segments.RUNS, b)
+                lo, hi = int(bounds[first]), int(bounds[last])
+                starts = runs[first:last]
+                blob = segments.encode(ordered.take(slice(lo, hi)), ikeys[starts], starts - lo)
+                key = segments.key(dtype, int(host[lo]), int(day[lo]), seal_seq, int(ikeys[lo]))
+                pause()
+                batch = self.store.begin()
+                batch.put_raw("segments", key, blob)
+                with self.lock:
+                    self.store.write_derived(batch)
 
     def load_history(
         self,
@@ -428,27 +554,41 @@ class ScanPartition(Materialiser):
             found, _ = self.current[dtype].lookup(np.array([ikey], np.int64))
             return bool(found[0])
 
-    def view(self, dtype: int) -> tuple[list[str], list[Frame], Any, frozenset[int]]:
-        """(hosts, unsealed frames of ``dtype``, snapshot of the blocks, seal numbers
-        still frozen) at one instant, so a seal committing meanwhile neither hides
-        nor doubles a sample. Blocks of a frozen seal number are not yet the
-        data: their samples are read from the frames."""
+    def view(self, dtype: int) -> View:
+        """What reads of ``dtype`` see, at one instant, so a seal or a merge
+        committing meanwhile neither hides nor doubles a sample. A frozen
+        generation is read from its frames; blocks of a seal number still
+        held in segments are a level-1 merge's, not yet the data."""
         with self.lock:
             frames = [f for g in self.frozen for _, f in g.frames if f.data_type == dtype]
             frames += [f for _, f in self.head if f.data_type == dtype]
-            frozen = frozenset(g.seq for g in self.frozen)
-            return list(self.hosts), frames, self.store.cf("blocks").snapshot(), frozen
+            return View(
+                hosts=list(self.hosts),
+                frames=frames,
+                blocks=self.store.cf("blocks").snapshot(),
+                segments=self.store.cf("segments").snapshot(),
+                hidden=frozenset(self.in_segments) | {g.seq for g in self.frozen},
+                sealed=sorted(self.in_segments.items()),
+            )
 
     def history(self, dtype: int, ikey: int, t0: int, t1: int) -> dict[str, Samples]:
         """Raw samples of one point in [t0, t1], per host ("site/host")."""
-        hosts, unsealed, snap, frozen = self.view(dtype)
-        host_ids = [hosts.index(f"{f.site}/{f.host}") for f in unsealed]
+        view = self.view(dtype)
+        host_ids = [view.hosts.index(f"{f.site}/{f.host}") for f in view.frames]
+        first_day, last_day = max(t0, 0) // DAY_MS, t1 // DAY_MS
         out: dict[str, Samples] = {}
-        for host_id, name in enumerate(hosts):
-            found = list(self._block_values(snap, frozen, dtype, ikey, host_id, t0, t1))
-            mine = [f for f, h in zip(unsealed, host_ids, strict=True) if h == host_id]
+        for host_id, name in enumerate(view.hosts):
+            found = list(self._block_values(view, dtype, ikey, host_id, t0, t1))
             # One decode for all the blocks, in key order, as concat expects them.
             parts = [blocks.decode_many(found)[0]] if found else []
+            # Segments hold seals later than every block's, earlier than the frames.
+            for seq, days in view.sealed:
+                for day in days:
+                    if first_day <= day <= last_day:
+                        run = segments.find(view.segments, dtype, host_id, day, seq, ikey)
+                        if run is not None:
+                            parts.append(run)
+            mine = [f for f, h in zip(view.frames, host_ids, strict=True) if h == host_id]
             parts.append(_head_samples(mine, ikey, dtype))
             merged = blocks.concat(parts)
             if len(merged):
@@ -467,8 +607,11 @@ class ScanPartition(Materialiser):
         :mod:`pegasus_kafka.ring.content`)."""
         with self.lock:
             hosts = list(self.hosts)
-            snaps = {cf: self.store.cf(cf).snapshot() for cf in ("frames", "blocks", "skips")}
-            frozen = {g.seq for g in self.frozen}
+            snaps = {
+                cf: self.store.cf(cf).snapshot() for cf in ("frames", "segments", "blocks", "skips")
+            }
+            sealed = set(self.in_segments)
+            hidden = sealed | {g.seq for g in self.frozen}
             offset, recorded = self.store.applied_offset, self.store.digest
         total = 0
         for key, value in raw_items(snaps["skips"].items()):
@@ -480,9 +623,19 @@ class ScanPartition(Materialiser):
                 total += self._unreadable("frames", key, value)
                 continue
             total += content.frame_term(frame, f"{frame.site}/{frame.host}")
+        for key, value in raw_items(snaps["segments"].items()):
+            dtype, host, _, seal, _ = segments.parse_key(key)
+            if seal not in sealed:  # a seal cut short: its samples are in the frames
+                continue
+            try:
+                seg = segments.decode(value)
+            except StoreError:
+                total += self._unreadable("segments", key, value)
+                continue
+            total += content.samples_term(dtype, hosts[host], seg.row_ikeys(), seg.samples)
         for key, value in raw_items(snaps["blocks"].items()):
             dtype, ikey, host, _, seal = parse_block_key(key)
-            if seal in frozen:  # its samples are counted in the frames
+            if seal in hidden:  # its samples are counted in frames or segments
                 continue
             try:
                 samples = blocks.decode(value)
@@ -498,13 +651,12 @@ class ScanPartition(Materialiser):
         log.error("unreadable entry path=%s cf=%s key=%s", self.store.path, cf, key.hex())
         return kv_hash(cf, key, value)
 
-    def _block_values(
-        self, cf: Any, frozen: frozenset[int], dtype: int, ikey: int, host: int, t0: int, t1: int
-    ) -> Any:
-        """The sealed blocks of one point and host over the days of [t0, t1], in key
-        order; blocks of the ``frozen`` seal numbers are left out."""
+    def _block_values(self, view: View, dtype: int, ikey: int, host: int, t0: int, t1: int) -> Any:
+        """The blocks of one point and host over the days of [t0, t1], in key
+        order, but those of the view's hidden seal numbers."""
         prefix = series_prefix(dtype, ikey, host)
-        it = cf.iter()
+        frozen = view.hidden
+        it = view.blocks.iter()
         it.seek(block_key(dtype, ikey, host, max(t0, 0) // DAY_MS, 0))
         last_day = t1 // DAY_MS
         while it.valid():

@@ -313,15 +313,16 @@ class PartitionStore:
             raise StoreClosed(f"store {self.path} is closed")
         self.db.write(batch._wb, self._write_opts)
 
-    def set_format_version(self, digest: int) -> None:
+    def set_format_version(self, digest: int, keep_checkpoints: bool = False) -> None:
         """Finish a migration: the store now has :attr:`format_version` and ``digest``.
 
-        Digest checkpoints of the old format are dropped, since they were
-        computed another way; new ones accrue from the next checkpoint offset.
+        Digest checkpoints of the old format are dropped unless
+        ``keep_checkpoints`` (the formats compute digests alike), since they
+        were computed another way; new ones accrue from the next checkpoint offset.
         """
         wb = WriteBatch(raw_mode=True)
         meta = self.handle(META)
-        for offset, _ in self.digests(limit=1 << 62):
+        for offset, _ in [] if keep_checkpoints else self.digests(limit=1 << 62):
             wb.delete(K_DIGEST_AT + u64(offset), meta)
         wb.put(K_DIGEST, u64(digest), meta)
         wb.put(K_FORMAT, u64(self.format_version or FORMAT_VERSION), meta)

@@ -1,23 +1,31 @@
 """A scan partition's blocks on disk: staging them, and merging small ones.
 
-A seal writes one block per (point, host, day) it holds samples of. With many
-points per partition those blocks are small: tens of samples, or a handful at
-a utility's full size, where per-block overhead costs storage and reads. So
-merges are tiered by seal number. After seal ``s``, when ``s`` is a multiple
-of ``FANIN**L`` (the largest such ``L`` up to ``MAX_LEVEL``), every (point,
-host, day)'s blocks of seals ``(s - FANIN**L, s]`` become one block, keyed
-with seal ``s``. A sample is rewritten at most ``MAX_LEVEL`` times, and a
-point's recent day is read from a few blocks instead of hundreds.
+A seal writes segments, many points' runs of one (data type, host, day) in
+one value (:mod:`pegasus_kafka.ring.segments`). Merges are tiered by seal
+number:
+
+- level 1: once seal ``s``, a multiple of ``FANIN``, has committed, the
+  segments of seals ``(s - FANIN, s]`` become one compressed block per
+  (point, host, day), keyed with the group's last segment seal;
+- level ``L`` from 2 to ``MAX_LEVEL``: after seal ``s``, when ``s`` is a
+  multiple of ``FANIN**L`` (the largest such ``L``), every (point, host,
+  day)'s blocks of seals ``(s - FANIN**L, s]`` become one block, keyed with
+  seal ``s``.
+
+A sample is rewritten at most ``MAX_LEVEL`` times, and a point's recent day
+is read from a few blocks instead of hundreds.
 
 A merge changes no sample, so the digest stays as it is (see
 :mod:`pegasus_kafka.ring.content`); rings that merge at other moments, or a
-merge a crash skipped, leave other block boundaries, never other data. The
-merged block holds the samples in the order a reader of the separate blocks
-sees them (by time, earlier seals first), so reads give the same answer.
+block merge a crash skipped, leave other block boundaries, never other
+data. A merged block holds the samples in the order a reader of what it
+replaces sees them (by time, earlier seals first), so reads give the same
+answer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -25,12 +33,13 @@ import numpy as np
 from pegasus_kafka.ring import blocks, rollup
 from pegasus_kafka.ring.blocks import Samples
 from pegasus_kafka.ring.layout import block_keys
+from pegasus_kafka.ring.segments import Segment
 from pegasus_kafka.ring.store import Batch
 from pegasus_kafka.schema import LIMIT
 
 FANIN = 8
 MAX_LEVEL = 2
-#: runs a seal encodes per piece, which bounds its memory and lock time
+#: points a level-1 merge encodes per piece, which bounds its memory and lock time
 CHUNK_POINTS = 2048
 #: blocks a merge reads per piece: a piece is the work between two chances for
 #: the sealer to give way to live ingest
@@ -42,12 +51,48 @@ Group = tuple[bytes, list[bytes], list[bytes]]
 
 
 def span_due(seq: int) -> int:
-    """How many seals the merge after seal ``seq`` covers; 0 when none is due."""
+    """How many seals the block merge after seal ``seq`` covers (levels 2 and
+    up); 0 when none is due."""
     span = 0
-    for level in range(1, MAX_LEVEL + 1):
+    for level in range(2, MAX_LEVEL + 1):
         if seq % FANIN**level == 0:
             span = FANIN**level
     return span
+
+
+def first_level_due(lowest: int, last_sealed: int) -> int | None:
+    """The seal ending the level-1 merge of the segments of seal ``lowest`` and
+    its group, when seals up to ``last_sealed`` have committed; None until then."""
+    hi = -(-lowest // FANIN) * FANIN
+    return hi if MAX_LEVEL >= 1 and hi <= last_sealed else None
+
+
+def segment_pieces(
+    segs: list[Segment], points: int
+) -> Iterator[tuple[np.ndarray, Samples, np.ndarray]]:
+    """The runs of one (data type, host, day)'s segments, given in seal order,
+    merged per point, ``points`` points a piece: (each point's ikey, the
+    samples by point then time, each point's first row). Ties in time keep
+    seal order, and within a seal the order the segment holds."""
+    every = np.unique(np.concatenate([s.ikeys for s in segs]))
+    for i in range(0, len(every), points):
+        first, last = every[i], every[min(i + points, len(every)) - 1]
+        parts: list[Samples] = []
+        row_keys: list[np.ndarray] = []
+        for seg in segs:
+            a = int(np.searchsorted(seg.ikeys, first, "left"))
+            b = int(np.searchsorted(seg.ikeys, last, "right"))
+            if a == b:
+                continue
+            end = int(seg.starts[b]) if b < len(seg.starts) else len(seg.samples)
+            parts.append(seg.samples.take(slice(int(seg.starts[a]), end)))
+            row_keys.append(np.repeat(seg.ikeys[a:b], np.diff(np.append(seg.starts[a:b], end))))
+        keys = np.concatenate(row_keys)
+        joined = blocks.joined(parts)
+        order = np.lexsort((joined.times, keys))  # stable: ties keep seal order
+        keys = keys[order]
+        starts = np.concatenate(([0], np.flatnonzero(np.diff(keys)) + 1)).astype(np.int64)
+        yield keys[starts], joined.take(order), starts
 
 
 def stage_blocks(

@@ -21,8 +21,11 @@ def read(part: ScanPartition, dtype: int, ikey: int, t0: int, t1: int) -> rollup
     resolved series is one host's samples come from that host's block
     summaries, every other day is decoded and resolved (see
     :mod:`pegasus_kafka.ring.rollup`). ``t0`` is on an hour."""
-    hosts, unsealed, _, _ = part.view(dtype)
-    head_days = {f.scan_time_ms // DAY_MS for f in unsealed if (f.ikeys == ikey).any()}
+    view = part.view(dtype)
+    hosts = view.hosts
+    # Days with samples in frames or segments are decoded: they have no summaries.
+    head_days = {f.scan_time_ms // DAY_MS for f in view.frames if (f.ikeys == ikey).any()}
+    head_days.update(day for _, days in view.sealed for day in days)
     first_day, last_day = t0 // DAY_MS, t1 // DAY_MS
     days = _day_summaries(part, dtype, ikey, len(hosts), first_day - 1, last_day)
     usable: dict[int, rollup.Buckets] = {}

@@ -13,7 +13,7 @@ from pegasus_kafka.api.matrix import LINEAR, PREVIOUS, grid, regular
 from pegasus_kafka.collector.frames import ScanHeader, cut_frames
 from pegasus_kafka.collector.sources import SimSource
 from pegasus_kafka.config import SiteConfig
-from pegasus_kafka.ring import blocks, rollup
+from pegasus_kafka.ring import blocks, rollup, tiers
 from pegasus_kafka.ring.resolve import resolve
 from pegasus_kafka.ring.rollup import HOUR_MS, grid_from_buckets
 from pegasus_kafka.ring.scan import DAY_MS, ScanPartition, open_store
@@ -47,8 +47,10 @@ def _partition(tmp_path: Path, late: bool) -> ScanPartition:
     """Both hosts' scans, the primary missing some; with ``late``, the backup's
     scans of a stretch arrive long after the rest."""
     part = ScanPartition(open_store(tmp_path / "store"), 3000, 4 * HOUR_MS)
-    # The site is small, so its blocks are too: summarise them all.
+    # The site is small, so its blocks are too: summarise them all. Days still
+    # in segments have no summaries: merging every other seal leaves none there.
     threshold, rollup.MIN_SUMMARY_SAMPLES = rollup.MIN_SUMMARY_SAMPLES, 1
+    fanin, tiers.FANIN = tiers.FANIN, 2
     records: list[bytes] = []
     held: list[bytes] = []
     for seq in range(SCANS):
@@ -62,6 +64,9 @@ def _partition(tmp_path: Path, late: bool) -> ScanPartition:
         part.apply([(i, None, v) for i, v in enumerate(records)])
     finally:
         rollup.MIN_SUMMARY_SAMPLES = threshold
+        tiers.FANIN = fanin
+    in_segments = {day for days in part.in_segments.values() for day in days}
+    assert in_segments <= {3}, "the last day alone is still in segments"
     return part
 
 

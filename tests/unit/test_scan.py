@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,10 +13,9 @@ import pytest
 from pegasus_kafka.collector.frames import ScanHeader, cut_frames
 from pegasus_kafka.collector.sources import SimSource
 from pegasus_kafka.config import Config
-from pegasus_kafka.ring import tiers
-from pegasus_kafka.ring.layout import block_seal
+from pegasus_kafka.ring import segments, tiers
 from pegasus_kafka.ring.resolve import resolve
-from pegasus_kafka.ring.scan import ScanPartition, open_store
+from pegasus_kafka.ring.scan import FORMAT, ScanPartition, open_store
 from pegasus_kafka.ring.store import raw_items
 from pegasus_kafka.schema import ANALOG, BACKUP, LIMIT, PRIMARY, STATUS, encode_frame
 
@@ -264,9 +264,11 @@ def test_seals_whenever_they_run_or_after_a_crash_give_the_same_store(
 ) -> None:
     a, b = two_hosts
     records = as_records(a + b)
+    # Merges every other seal, so the few seals here reach both levels.
+    monkeypatch.setattr(tiers, "FANIN", 2)
     whole = open_partition(tmp_path / "whole", 1500)
     whole.apply(records)
-    assert whole.seal_seq > 2, "the data must freeze several generations"
+    assert whole.seal_seq >= tiers.FANIN**2, "the data must reach a second-level merge"
     ikey = an_ikey(whole)
     want = whole.history(ANALOG, ikey, 0, 2**62)
 
@@ -289,8 +291,11 @@ def test_seals_whenever_they_run_or_after_a_crash_give_the_same_store(
 
     # Seals and merges staged in pieces of a few points each, giving way to
     # ingest between pieces, as a live server's sealer does.
-    monkeypatch.setattr(tiers, "CHUNK_POINTS", 3)
-    monkeypatch.setattr(tiers, "MERGE_BLOCKS", 16)
+    small = monkeypatch.context()
+    patch = small.__enter__()
+    patch.setattr(segments, "RUNS", 3)
+    patch.setattr(tiers, "CHUNK_POINTS", 3)
+    patch.setattr(tiers, "MERGE_BLOCKS", 16)
     pieces = open_partition(tmp_path / "pieces", 1500)
     rest = list(records)
     pauses = 0
@@ -308,37 +313,48 @@ def test_seals_whenever_they_run_or_after_a_crash_give_the_same_store(
     while rest or pieces.pending_seals():
         if not pieces.seal(give_way):
             ingest_some()
-    monkeypatch.undo()
+    small.__exit__(None, None, None)
     assert pauses > whole.seal_seq * 3, "seals gave way between their pieces"
 
     # A crash with frozen generations not yet sealed, one of them half way:
-    # some of its blocks are written, its commit is not.
+    # some of its segments are written, its commit is not.
     crashed = open_partition(tmp_path / "crashed", 1500)
-    crashed.ingest(records[:200])
-    crashed.seal()
+    crashed.ingest(records)
     pending = crashed.pending_seals()
     assert pending >= 2
     half = crashed.frozen[0].seq
-    before = crashed.history(ANALOG, ikey, 0, 2**62)
-    monkeypatch.setattr(tiers, "CHUNK_POINTS", 3)
-    with pytest.raises(_Killed):
-        crashed.seal(_killed_after(6))
-    monkeypatch.undo()
-    blocks_cf = crashed.store.cf("blocks")
-    written = [k for k, _ in raw_items(blocks_cf.items()) if block_seal(k) == half]
-    assert written, "the seal wrote some blocks before it died"
-    for reopen in (False, True):
-        if reopen:
-            crashed.close()
-            crashed = open_partition(tmp_path / "crashed", 1500)
-        assert crashed.pending_seals() == pending, "what is still frozen is known"
-        assert crashed.scan_digest()[1:] == (crashed.store.digest, crashed.store.digest)
-        got = crashed.history(ANALOG, ikey, 0, 2**62)
-        assert set(got) == set(before)
-        for host in before:
-            np.testing.assert_array_equal(got[host].times, before[host].times)
-            np.testing.assert_array_equal(got[host].values, before[host].values)
-    crashed.apply(records[200:])
+    with monkeypatch.context() as patch:
+        patch.setattr(segments, "RUNS", 3)
+        with pytest.raises(_Killed):
+            crashed.seal(_killed_after(6))
+    written = [k for k, _ in raw_items(crashed.store.cf("segments").items())]
+    assert {segments.parse_key(k)[3] for k in written} == {half}, "some segments, not all"
+    crashed = _same_after_reopen(crashed, tmp_path / "crashed", ikey, pending)
+    crashed.seal()
+
+    # A crash in a level-1 merge: some of its blocks are written, its commit
+    # (which deletes the segments) is not.
+    stage, staged = tiers.stage_blocks, 0
+
+    def counted(*args: Any, **kwargs: Any) -> None:
+        nonlocal staged
+        staged += 1
+        stage(*args, **kwargs)
+
+    def killed_after_two() -> None:
+        if staged >= 2:
+            raise _Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tiers, "CHUNK_POINTS", 3)
+        patch.setattr(tiers, "stage_blocks", counted)
+        with pytest.raises(_Killed):
+            crashed.seal(killed_after_two)
+    assert crashed.in_segments, "the merge did not commit"
+    assert list(crashed.store.cf("blocks").keys()), "the merge wrote some blocks before it died"
+    crashed = _same_after_reopen(crashed, tmp_path / "crashed", ikey, crashed.pending_seals())
+    while crashed.seal():
+        pass
 
     for part in (late, mixed, pieces, crashed):
         assert (part.store.applied_offset, part.store.digest) == (
@@ -346,8 +362,8 @@ def test_seals_whenever_they_run_or_after_a_crash_give_the_same_store(
             whole.store.digest,
         )
         assert part.store.digests() == whole.store.digests()
-        assert dict(part.store.cf("blocks").items()) == dict(whole.store.cf("blocks").items())
-        assert dict(part.store.cf("frames").items()) == dict(whole.store.cf("frames").items())
+        for cf in ("frames", "segments", "blocks", "summaries"):
+            assert dict(part.store.cf(cf).items()) == dict(whole.store.cf(cf).items()), cf
         got = part.history(ANALOG, ikey, 0, 2**62)
         for host in want:
             np.testing.assert_array_equal(got[host].values, want[host].values)
@@ -363,6 +379,24 @@ def test_seals_whenever_they_run_or_after_a_crash_give_the_same_store(
 
 class _Killed(Exception):
     """Stands for a process killed in the middle of a seal."""
+
+
+def _same_after_reopen(part: ScanPartition, path: Path, ikey: int, pending: int) -> ScanPartition:
+    """Checks that ``part``, left by a crash, reads and digests as it did before
+    the crash, and again after a reopen; returns the reopened partition."""
+    before = part.history(ANALOG, ikey, 0, 2**62)
+    for reopen in (False, True):
+        if reopen:
+            part.close()
+            part = open_partition(path, 1500)
+        assert part.pending_seals() == pending, "what is still due is known"
+        assert part.scan_digest()[1:] == (part.store.digest, part.store.digest)
+        got = part.history(ANALOG, ikey, 0, 2**62)
+        assert set(got) == set(before)
+        for host in before:
+            np.testing.assert_array_equal(got[host].times, before[host].times)
+            np.testing.assert_array_equal(got[host].values, before[host].values)
+    return part
 
 
 def _killed_after(pieces: int) -> Callable[[], None]:
@@ -396,15 +430,42 @@ def test_a_format_1_store_is_migrated_on_open(
     part = open_partition(tmp_path / "p", 1500)
     assert part.store.digest == digest
     assert part.store.digests() == [], "the old format's checkpoints are dropped"
-    assert part.store.state(K_FORMAT) == u64(2)
+    assert part.store.state(K_FORMAT) == u64(FORMAT)
     part.close()
+
+
+def test_a_format_2_store_drops_the_blocks_of_a_seal_cut_short(
+    tmp_path: Path, two_hosts: tuple[list[bytes], list[bytes]]
+) -> None:
+    from pegasus_kafka.ring.layout import block_key
+    from pegasus_kafka.ring.store import K_FORMAT, u64
+
+    a, b = two_hosts
+    records = as_records(a + b)
+    whole = open_partition(tmp_path / "whole", 1500)
+    whole.apply(records)
+    part = open_partition(tmp_path / "p", 1500)
+    part.ingest(records)
+    checkpoints = part.store.digests()
+    # Format 2 sealed into blocks: one written before a crash, its commit not.
+    cut_short = block_key(ANALOG, an_ikey(part), 0, 0, part.frozen[0].seq)
+    part.store.cf("blocks")[cut_short] = b"a block the seal wrote"
+    part.store.cf("meta")[K_FORMAT] = u64(2)
+    part.close()
+    part = open_partition(tmp_path / "p", 1500)
+    assert part.store.state(K_FORMAT) == u64(FORMAT)
+    assert not list(part.store.cf("blocks").keys())
+    assert part.store.digests() == checkpoints, "both formats digest alike"
+    while part.seal():
+        pass
+    assert part.scan_digest() == whole.scan_digest()
+    part.close()
+    whole.close()
 
 
 def test_merged_blocks_hold_every_sample_and_keep_the_digest(
     tmp_path: Path, two_hosts: tuple[list[bytes], list[bytes]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pegasus_kafka.ring import tiers
-
     a, b = two_hosts
     records = as_records(a + b)
     merged = open_partition(tmp_path / "merged", 40)
@@ -415,9 +476,13 @@ def test_merged_blocks_hold_every_sample_and_keep_the_digest(
     plain.apply(records)
     assert merged.store.digest == plain.store.digest
     assert merged.scan_digest() == plain.scan_digest()
+    assert not list(plain.store.cf("blocks").keys()), "unmerged, every seal is in segments"
+    assert sorted(plain.in_segments) == list(range(1, plain.seal_seq + 1))
+    assert max(merged.in_segments, default=0) - min(merged.in_segments, default=0) < tiers.FANIN
     n_merged = len(list(merged.store.cf("blocks").keys()))
-    n_plain = len(list(plain.store.cf("blocks").keys()))
-    assert n_merged * 4 < n_plain, (n_merged, n_plain)
+    # The runs the seals wrote: a block each, were they not merged.
+    runs = sum(len(segments.decode(v).ikeys) for v in plain.store.cf("segments").values())
+    assert n_merged * 4 < runs, (n_merged, runs)
     for dtype in (ANALOG, STATUS, LIMIT):
         for ikey in plain.current[dtype].keys.tolist():
             want = plain.history(dtype, ikey, 0, 2**62)

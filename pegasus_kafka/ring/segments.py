@@ -1,0 +1,137 @@
+"""Segments: what a seal writes, many points' samples of one (data type, host, day) in one value.
+
+A seal regroups a generation's samples by point. Written as one block per
+point, that costs a key, a put and a memtable entry per point, and the
+first merge then seeks, reads and deletes each of those blocks again: at a
+utility's size, where a generation holds a dozen samples per point, that
+per-point work is most of a ring server's. So a seal writes segments
+instead: the columns of up to :data:`RUNS` points' runs, stored as they are
+(RocksDB compresses its table files on threads of its own), behind an index
+of each run's point and first row. The first merge (see
+:mod:`pegasus_kafka.ring.tiers`) turns :data:`~pegasus_kafka.ring.tiers.FANIN`
+seals' segments into compressed per-point blocks, and until then a read of
+one point finds its run in a segment by one seek and a binary search.
+
+Key: data type | host id | UTC day | seal number | first point's ikey, so a
+(data type, host, day)'s segments are contiguous, seal by seal, and the
+segment that may hold a point is the last one at or before its key.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from pegasus_kafka.errors import StoreError
+from pegasus_kafka.ring.blocks import Samples
+
+#: runs (points) a segment holds at most
+RUNS = 1024
+_MAGIC = b"PS"
+_VERSION = 1
+_HEADER = struct.Struct("<2sBBBxII")  # magic, version, width, has changes, runs, samples
+_KEY = struct.Struct(">BHIQQ")
+_PREFIX = 15  # data type, host, day, seal: a key without its first ikey
+_SIGN = 1 << 63
+
+
+def key(dtype: int, host: int, day: int, seal: int, ikey: int) -> bytes:
+    return _KEY.pack(dtype, host, day, seal, (ikey + _SIGN) & (2**64 - 1))
+
+
+def prefix(key: bytes) -> bytes:
+    """The (data type, host, day, seal) a segment key names."""
+    return key[:_PREFIX]
+
+
+def parse_key(key: bytes) -> tuple[int, int, int, int, int]:
+    """(data type, host, day, seal, first ikey) of a segment key."""
+    dtype, host, day, seal, ikey = _KEY.unpack(key)
+    return int(dtype), int(host), int(day), int(seal), int(ikey) - _SIGN
+
+
+def encode(s: Samples, ikeys: np.ndarray, starts: np.ndarray) -> bytes:
+    """Runs of ``s``, run g of point ``ikeys[g]`` beginning at row ``starts[g]``."""
+    n = len(s)
+    width = 1 if s.values.ndim == 1 else s.values.shape[1]
+    has_changes = s.changes is not None
+    parts = [
+        _HEADER.pack(_MAGIC, _VERSION, width, int(has_changes), len(ikeys), n),
+        np.ascontiguousarray(ikeys, "<i8").tobytes(),
+        np.ascontiguousarray(starts, "<i8").tobytes(),
+        np.ascontiguousarray(s.times, "<i8").tobytes(),
+        np.ascontiguousarray(s.values, "<f8").tobytes(),
+        np.ascontiguousarray(s.quality, "u1").tobytes(),
+        np.ascontiguousarray(s.role, "u1").tobytes(),
+    ]
+    if s.changes is not None:
+        parts.append(np.ascontiguousarray(s.changes, "u1").tobytes())
+    return b"".join(parts)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A decoded segment: views into its bytes, which are never copied."""
+
+    ikeys: np.ndarray  # one per run, ascending
+    starts: np.ndarray  # each run's first row
+    samples: Samples
+
+    def run(self, ikey: int) -> Samples | None:
+        """The samples of point ``ikey``; None when the segment has none."""
+        i = int(np.searchsorted(self.ikeys, ikey))
+        if i == len(self.ikeys) or int(self.ikeys[i]) != ikey:
+            return None
+        end = int(self.starts[i + 1]) if i + 1 < len(self.starts) else len(self.samples)
+        return self.samples.take(slice(int(self.starts[i]), end))
+
+    def row_ikeys(self) -> np.ndarray:
+        """Each sample's point."""
+        counts = np.diff(np.append(self.starts, len(self.samples)))
+        return np.repeat(self.ikeys, counts)
+
+
+def decode(blob: bytes) -> Segment:
+    if len(blob) < _HEADER.size:
+        raise StoreError("segment too short for its header")
+    magic, version, width, has_changes, runs, n = _HEADER.unpack_from(blob)
+    if magic != _MAGIC or version != _VERSION:
+        raise StoreError("unknown segment format")
+    if len(blob) != _HEADER.size + 16 * runs + n * (8 + 8 * width + 2 + has_changes):
+        raise StoreError("segment has the wrong length")
+    at = _HEADER.size
+
+    def column(dtype: str, count: int) -> np.ndarray:
+        nonlocal at
+        out = np.frombuffer(blob, dtype, count, at)
+        at += out.nbytes
+        return out
+
+    ikeys, starts = column("<i8", runs), column("<i8", runs)
+    times, values = column("<i8", n), column("<f8", n * width)
+    quality, role = column("u1", n), column("u1", n)
+    changes = column("u1", n) if has_changes else None
+    return Segment(
+        ikeys=ikeys,
+        starts=starts,
+        samples=Samples(
+            times=times,
+            values=values.reshape(n, width) if width > 1 else values,
+            quality=quality,
+            role=role,
+            changes=changes,
+        ),
+    )
+
+
+def find(cf: object, dtype: int, host: int, day: int, seal: int, ikey: int) -> Samples | None:
+    """Point ``ikey``'s run in the (data type, host, day, seal)'s segments of
+    ``cf`` (a column family or its snapshot); None when it has none."""
+    it = cf.iter()  # type: ignore[attr-defined]
+    wanted = key(dtype, host, day, seal, ikey)
+    it.seek_for_prev(wanted)
+    if not it.valid() or it.key()[:_PREFIX] != wanted[:_PREFIX]:
+        return None
+    return decode(it.value()).run(ikey)
