@@ -93,7 +93,9 @@ def width_of(dtype: int) -> int:
 
 def open_store(path: Path, sync: bool = False, checkpoint_every: int = 1000) -> PartitionStore:
     """A scan partition's store, in (or migrating to) this module's format."""
-    return PartitionStore(path, COLUMN_FAMILIES, sync, checkpoint_every, format_version=FORMAT)
+    return PartitionStore(
+        path, COLUMN_FAMILIES, sync, checkpoint_every, format_version=FORMAT, zstd=("segments",)
+    )
 
 
 @dataclass(frozen=True)

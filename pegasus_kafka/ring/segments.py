@@ -6,7 +6,7 @@ first merge then seeks, reads and deletes each of those blocks again: at a
 utility's size, where a generation holds a dozen samples per point, that
 per-point work is most of a ring server's. So a seal writes segments
 instead: the columns of up to :data:`RUNS` points' runs, stored as they are
-(RocksDB compresses its table files on threads of its own), behind an index
+(RocksDB compresses them with zstd, on threads of its own), behind an index
 of each run's point and first row. The first merge (see
 :mod:`pegasus_kafka.ring.tiers`) turns :data:`~pegasus_kafka.ring.tiers.FANIN`
 seals' segments into compressed per-point blocks, and until then a read of

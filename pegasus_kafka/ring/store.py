@@ -139,7 +139,9 @@ def share_memory(memtable_bytes: int, cache_bytes: int) -> None:
 TABLE_BLOCK_BYTES = 16 * 1024
 
 
-def _options() -> Options:
+def _options(zstd: bool = False) -> Options:
+    """A store's or a column family's options; ``zstd`` compresses every level
+    with zstd, not the lower ones with lz4."""
     opts = Options(raw_mode=True)
     table = BlockBasedOptions()
     table.set_block_size(TABLE_BLOCK_BYTES)
@@ -149,7 +151,7 @@ def _options() -> Options:
     opts.set_block_based_table_factory(table)
     opts.create_if_missing(True)
     opts.create_missing_column_families(True)
-    opts.set_compression_type(DBCompressionType.lz4())
+    opts.set_compression_type(DBCompressionType.zstd() if zstd else DBCompressionType.lz4())
     opts.set_bottommost_compression_type(DBCompressionType.zstd())
     return opts
 
@@ -220,18 +222,21 @@ class PartitionStore:
         sync: bool = False,
         checkpoint_every: int = 1000,
         format_version: int | None = FORMAT_VERSION,
+        zstd: tuple[str, ...] = (),
     ) -> None:
         """``format_version`` is the layout the caller reads and writes. A store
         of an older layout opens with :attr:`upgrade_from` set; the caller
         migrates it and then calls :meth:`set_format_version`. None opens a
-        store of any format, only to read its offset and digest (a copy)."""
+        store of any format, only to read its offset and digest (a copy).
+        The column families named in ``zstd`` are compressed with zstd at
+        every level: for data stored as it is, which lz4 hardly shrinks."""
         self._closed = False
         self.checkpoint_every = checkpoint_every
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.column_families = column_families
         opts = _options()
-        cfs = {name: _options() for name in (META, *column_families)}
+        cfs = {name: _options(name in zstd) for name in (META, *column_families)}
         try:
             self.db = Rdict(str(self.path), options=opts, column_families=cfs)
         except Exception as exc:
