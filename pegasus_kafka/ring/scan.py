@@ -92,9 +92,20 @@ def width_of(dtype: int) -> int:
 
 
 def open_store(path: Path, sync: bool = False, checkpoint_every: int = 1000) -> PartitionStore:
-    """A scan partition's store, in (or migrating to) this module's format."""
+    """A scan partition's store, in (or migrating to) this module's format.
+
+    Unless ``sync``, it keeps no write-ahead log: writing every frame twice
+    (log and memtable) costs applying a batch much of its time, and the
+    frames are in Kafka, so a crash costs only their replay (see
+    :mod:`pegasus_kafka.ring.store`)."""
     return PartitionStore(
-        path, COLUMN_FAMILIES, sync, checkpoint_every, format_version=FORMAT, zstd=("segments",)
+        path,
+        COLUMN_FAMILIES,
+        sync,
+        checkpoint_every,
+        format_version=FORMAT,
+        zstd=("segments",),
+        wal=sync,
     )
 
 

@@ -15,6 +15,12 @@ Commit order, for every batch of records a server applies to a partition:
    That offset is advisory (it lets Kafka's tooling show each ring's lag); on
    assignment the server always resumes from the store's own offset.
 
+A store may keep no write-ahead log (``wal=False``, for a partition's bulk
+data, which Kafka holds anyway). Its column families are then flushed
+together, atomically, so a crash loses the batches since the last flush and
+leaves a state the store really had, a prefix of its writes: the server
+resumes from that state's offset and applies the records again.
+
 Derived data may go ahead of the commit that completes it
 (:meth:`PartitionStore.write_derived`): it changes no digest and no offset,
 and the materialiser's reads ignore it until that commit (a seal's blocks,
@@ -139,10 +145,11 @@ def share_memory(memtable_bytes: int, cache_bytes: int) -> None:
 TABLE_BLOCK_BYTES = 16 * 1024
 
 
-def _options(zstd: bool = False) -> Options:
+def _options(zstd: bool = False, atomic_flush: bool = False) -> Options:
     """A store's or a column family's options; ``zstd`` compresses every level
     with zstd, not the lower ones with lz4."""
     opts = Options(raw_mode=True)
+    opts.set_atomic_flush(atomic_flush)
     table = BlockBasedOptions()
     table.set_block_size(TABLE_BLOCK_BYTES)
     if _shared:
@@ -223,19 +230,24 @@ class PartitionStore:
         checkpoint_every: int = 1000,
         format_version: int | None = FORMAT_VERSION,
         zstd: tuple[str, ...] = (),
+        wal: bool = True,
     ) -> None:
         """``format_version`` is the layout the caller reads and writes. A store
         of an older layout opens with :attr:`upgrade_from` set; the caller
         migrates it and then calls :meth:`set_format_version`. None opens a
         store of any format, only to read its offset and digest (a copy).
         The column families named in ``zstd`` are compressed with zstd at
-        every level: for data stored as it is, which lz4 hardly shrinks."""
+        every level: for data stored as it is, which lz4 hardly shrinks.
+        Without ``wal`` (which ``sync`` needs) the store keeps no write-ahead
+        log; see the module's docstring."""
+        if sync and not wal:
+            raise ValueError("synchronous writes need the write-ahead log")
         self._closed = False
         self.checkpoint_every = checkpoint_every
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.column_families = column_families
-        opts = _options()
+        opts = _options(atomic_flush=not wal)
         cfs = {name: _options(name in zstd) for name in (META, *column_families)}
         try:
             self.db = Rdict(str(self.path), options=opts, column_families=cfs)
@@ -249,6 +261,9 @@ class PartitionStore:
         self._meta = self._cfs[META]
         self._write_opts = WriteOptions()
         self._write_opts.sync = sync
+        self.wal = wal
+        # A property, which rocksdict's type stubs call a method.
+        self._write_opts.disable_wal = not wal  # type: ignore[method-assign,assignment]
         self.format_version = format_version
         self.upgrade_from: int | None = None
         raw_version = self._meta.get(K_FORMAT)
@@ -398,7 +413,7 @@ class PartitionStore:
         if target.exists():
             shutil.rmtree(target)
         target.parent.mkdir(parents=True, exist_ok=True)
-        self.db.flush()
+        # A checkpoint flushes every column family first, together.
         Checkpoint(self.db).create_checkpoint(str(target))
         copy = PartitionStore(target, self.column_families, format_version=None)
         try:
@@ -412,7 +427,24 @@ class PartitionStore:
         self._closed = True
         self._close_db()
 
+    def flush(self) -> None:
+        """Flush every column family's memtable, all together.
+
+        rocksdict flushes one column family at a time (and does so when a
+        column family's handle closes). Without a write-ahead log, a crash
+        between two such flushes would keep one column family's writes and
+        lose another's; a checkpoint's flush takes them all at once, which
+        is what this borrows (the copy itself is dropped).
+        """
+        target = self.path.with_name(self.path.name + ".flush")
+        shutil.rmtree(target, ignore_errors=True)
+        Checkpoint(self.db).create_checkpoint(str(target))
+        shutil.rmtree(target, ignore_errors=True)
+
     def _close_db(self) -> None:
+        if not self.wal:
+            # Then each handle's own flush below finds nothing to write.
+            self.flush()
         self._handles.clear()
         for cf in self._cfs.values():
             cf.close()

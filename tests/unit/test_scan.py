@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -190,6 +193,42 @@ def test_restart_resumes_from_the_store(
         np.testing.assert_array_equal(h1[host].values, h2[host].values)
     whole.close()
     split.close()
+
+
+def test_a_crash_without_a_write_ahead_log_leaves_a_state_the_store_had(
+    tmp_path: Path, two_hosts: tuple[list[bytes], list[bytes]]
+) -> None:
+    """A scan store keeps no write-ahead log: a process that dies keeps what was
+    flushed, all column families together, and replays the rest."""
+    a, b = two_hosts
+    records = as_records(a + b)
+    whole = open_partition(tmp_path / "whole", 1500)
+    whole.apply(records)
+    path, sent = tmp_path / "crashed", tmp_path / "records.pickle"
+    sent.write_bytes(pickle.dumps(records))
+    # A process of its own, which dies without closing or flushing anything.
+    dies = """
+import os, pickle, sys
+from pathlib import Path
+from pegasus_kafka.ring.scan import ScanPartition, open_store
+records = pickle.loads(Path(sys.argv[1]).read_bytes())
+part = ScanPartition(open_store(Path(sys.argv[2])), 1500, 10**12)
+part.ingest(records[:60])
+part.seal()
+part.store.flush()
+part.ingest(records[60:120])
+part.seal()
+os._exit(0)
+"""
+    subprocess.run([sys.executable, "-c", dies, str(sent), str(path)], check=True, timeout=120)
+    crashed = open_partition(path, 1500)
+    assert crashed.store.applied_offset == 60, "what was flushed, and no more"
+    assert crashed.scan_digest()[1:] == (crashed.store.digest, crashed.store.digest)
+    crashed.apply(records[60:])
+    assert crashed.scan_digest() == whole.scan_digest()
+    assert crashed.store.digests() == whole.store.digests()
+    crashed.close()
+    whole.close()
 
 
 def test_current_prefers_the_primary(
