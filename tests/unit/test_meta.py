@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from pegasus_kafka.ring import records as records_mod
 from pegasus_kafka.ring.records import MetaPartition, PointMatch
 from pegasus_kafka.ring.store import PartitionStore
 from pegasus_kafka.schema import codec
@@ -84,4 +87,38 @@ def test_a_store_without_the_latest_index_builds_it_on_open(tmp_path: Path) -> N
     assert part.store.digest == digest, "the index is outside the digest"
     assert part.scan_digest() == (part.store.applied_offset, digest, digest)
     assert part.apply(records([meta(1, 2, "B")], first=3)).duplicates == 1
+    part.close()
+
+
+def test_the_second_hosts_copies_are_duplicates_without_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    enc = codec("pegasus.PointMeta")
+    sent = [meta(5, 1, "A"), meta(5, 2, "B"), meta(6, 1, "C")]
+    first = [(i, str(r["ikey"]).encode(), enc.encode(r)) for i, r in enumerate(sent)]
+    part = open_meta(tmp_path / "m")
+    part.apply(first[:2])
+    decoded = 0
+    original = records_mod.decode_record
+
+    def counting(name: str, value: bytes | None) -> dict[str, Any]:
+        nonlocal decoded
+        decoded += 1
+        return original(name, value)
+
+    monkeypatch.setattr(records_mod, "decode_record", counting)
+    # Within a batch and across: the other host's copies, in its own order;
+    # one with a key naming another point; one older version.
+    second = [
+        (10, b"6", first[2][2]),
+        (11, b"5", first[1][2]),
+        (12, b"6", first[2][2]),
+        (13, b"6", first[1][2]),
+        (14, b"5", first[0][2]),
+    ]
+    result = part.apply(first[2:] + second)
+    assert (result.applied, result.duplicates) == (1, 5)
+    assert decoded == 3, "the new version, the mis-keyed copy, the older version"
+    assert [r["name"] for r in part.versions(5)] == ["A", "B"]
+    assert [r["name"] for r in part.versions(6)] == ["C"]
     part.close()
