@@ -475,9 +475,11 @@ class ScanPartition(Materialiser):
             role=cols["role"][order],
             changes=cols["changes"][order] if dtype == STATUS else None,
         )
-        # A segment's runs share a (host, day), up to RUNS of them.
+        # A segment's runs share a (host, day), up to RUNS of them. Segments
+        # are written CHUNK_POINTS runs at a time, with a pause before each write.
         day_runs = np.searchsorted(runs, np.concatenate(([0], np.flatnonzero(new_day) + 1)))
         bounds = np.append(runs, len(ordered))
+        batch, staged = self.store.begin(), 0
         for a, b in zip(day_runs.tolist(), [*day_runs[1:].tolist(), len(runs)], strict=True):
             for first in range(a, b, segments.RUNS):
                 last = min(first + segments.RUNS, b)
@@ -485,11 +487,13 @@ class ScanPartition(Materialiser):
                 starts = runs[first:last]
                 blob = segments.encode(ordered.take(slice(lo, hi)), ikeys[starts], starts - lo)
                 key = segments.key(dtype, int(host[lo]), int(day[lo]), seal_seq, int(ikeys[lo]))
-                pause()
-                batch = self.store.begin()
                 batch.put_raw("segments", key, blob)
-                with self.lock:
-                    self.store.write_derived(batch)
+                staged += last - first
+                if staged >= tiers.CHUNK_POINTS or last == len(runs):
+                    pause()
+                    with self.lock:
+                        self.store.write_derived(batch)
+                    batch, staged = self.store.begin(), 0
 
     def load_history(
         self,
