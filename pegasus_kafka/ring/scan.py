@@ -18,11 +18,11 @@ into a generation and a new head begins. Both thresholds look only at record
 content, so every ring freezes at the same offsets and numbers the same
 generations. Sealing a generation regroups its samples per (point, host, day)
 into segments, which the first merge turns into blocks
-(:mod:`pegasus_kafka.ring.tiers`). It runs whenever a sealer gets to it (a thread of the server, or
-inline): the digest covers samples, not the blocks that hold them
-(:mod:`pegasus_kafka.ring.content`), so a sample counts the same in a frame
-and in a block, and when a seal commits changes nothing a ring can be
-compared on.
+(:mod:`pegasus_kafka.ring.tiers`). It runs whenever a sealer gets to it (a
+thread of the server, or inline): the digest covers samples, not what holds
+them (:mod:`pegasus_kafka.ring.content`), so a sample counts the same in a
+frame, a segment and a block, and when a seal commits changes nothing a ring
+can be compared on.
 
 A seal writes its segments in pieces (each write holds the GIL, and one
 write of a utility's generation would hold it for milliseconds), then
@@ -363,7 +363,7 @@ class ScanPartition(Materialiser):
         try:
             group: list[tuple[bytes, bytes]] = []
             for key, value in raw_items(snap.items()):
-                if group and segments.prefix(key)[:7] != segments.prefix(group[0][0])[:7]:
+                if group and segments.group_of(key) != segments.group_of(group[0][0]):
                     self._merge_group(group, top, pause)
                     replaced += [k for k, _ in group]
                     group = []

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,7 @@ _MAGIC = b"PS"
 _VERSION = 1
 _HEADER = struct.Struct("<2sBBBxII")  # magic, version, width, has changes, runs, samples
 _KEY = struct.Struct(">BHIQQ")
+_GROUP = 7  # data type, host, day
 _PREFIX = 15  # data type, host, day, seal: a key without its first ikey
 _SIGN = 1 << 63
 
@@ -41,9 +43,9 @@ def key(dtype: int, host: int, day: int, seal: int, ikey: int) -> bytes:
     return _KEY.pack(dtype, host, day, seal, (ikey + _SIGN) & (2**64 - 1))
 
 
-def prefix(key: bytes) -> bytes:
-    """The (data type, host, day, seal) a segment key names."""
-    return key[:_PREFIX]
+def group_of(key: bytes) -> bytes:
+    """The (data type, host, day) a segment key names, as bytes."""
+    return key[:_GROUP]
 
 
 def parse_key(key: bytes) -> tuple[int, int, int, int, int]:
@@ -126,10 +128,10 @@ def decode(blob: bytes) -> Segment:
     )
 
 
-def find(cf: object, dtype: int, host: int, day: int, seal: int, ikey: int) -> Samples | None:
+def find(cf: Any, dtype: int, host: int, day: int, seal: int, ikey: int) -> Samples | None:
     """Point ``ikey``'s run in the (data type, host, day, seal)'s segments of
     ``cf`` (a column family or its snapshot); None when it has none."""
-    it = cf.iter()  # type: ignore[attr-defined]
+    it = cf.iter()
     wanted = key(dtype, host, day, seal, ikey)
     it.seek_for_prev(wanted)
     if not it.valid() or it.key()[:_PREFIX] != wanted[:_PREFIX]:

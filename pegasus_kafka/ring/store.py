@@ -436,7 +436,8 @@ class PartitionStore:
         lose another's; a checkpoint's flush takes them all at once, which
         is what this borrows (the copy itself is dropped).
         """
-        target = self.path.with_name(self.path.name + ".flush")
+        # Hidden, so nothing that lists stores by name takes it for one.
+        target = self.path.with_name(f".{self.path.name}.flush")
         shutil.rmtree(target, ignore_errors=True)
         Checkpoint(self.db).create_checkpoint(str(target))
         shutil.rmtree(target, ignore_errors=True)

@@ -101,12 +101,10 @@ def stage_blocks(
     s: Samples,
     starts: np.ndarray,
     keys: list[bytes],
-    compress: bool = True,
 ) -> None:
     """Stage runs of ``s`` (run g begins at ``starts[g]``) as blocks under ``keys``,
-    with their summaries; outside the digest, which counts the samples themselves.
-    Without ``compress`` the blocks are stored as they are (see :func:`blocks.encode_many`)."""
-    blobs = blocks.encode_many(s, starts, compress)
+    with their summaries; outside the digest, which counts the samples themselves."""
+    blobs = blocks.encode_many(s, starts)
     summaries = rollup.summarise_many(s, starts) if dtype != LIMIT else None
     batch.put_many_raw("blocks", keys, blobs)
     if summaries is not None:
