@@ -4,7 +4,7 @@ A seal regroups a generation's samples by point. Written as one block per
 point, that costs a key, a put and a memtable entry per point, and the
 first merge then seeks, reads and deletes each of those blocks again: at a
 utility's size, where a generation holds a dozen samples per point, that
-per-point work is almost half of what a seal and a merge cost. So a seal
+per-point work is about two fifths of what a seal and a merge cost. So a seal
 writes segments
 instead: the columns of up to :data:`RUNS` points' runs, stored as they are
 (RocksDB compresses them with zstd, on threads of its own), behind an index
