@@ -4,11 +4,10 @@ A seal regroups a generation's samples by point. Written as one block per
 point, that costs a key, a put and a memtable entry per point, and the
 first merge then seeks, reads and deletes each of those blocks again: at a
 utility's size, where a generation holds a dozen samples per point, that
-per-point work is about two fifths of what a seal and a merge cost. So a seal
-writes segments
-instead: the columns of up to :data:`RUNS` points' runs, stored as they are
-(RocksDB compresses them with zstd, on threads of its own), behind an index
-of each run's point and first row. The first merge (see
+per-point work is about two fifths of what a seal and a merge cost. So a
+seal writes segments instead: the columns of up to :data:`RUNS` points'
+runs, stored as they are (RocksDB compresses them with zstd, on threads of
+its own), behind an index of each run's point and first row. The first merge (see
 :mod:`pegasus_kafka.ring.tiers`) turns :data:`~pegasus_kafka.ring.tiers.FANIN`
 seals' segments into compressed per-point blocks, and until then a read of
 one point finds its run in a segment by one seek and a binary search.
