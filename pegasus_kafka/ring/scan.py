@@ -116,7 +116,7 @@ class View:
     frames: list[Frame]  # unsealed frames of the data type
     blocks: Any  # snapshot of the blocks
     segments: Any  # snapshot of the segments
-    hidden: frozenset[int]  # seal numbers whose blocks are not yet the data
+    hidden: frozenset[int]  # seal numbers whose blocks are a merge's, not yet the data
     sealed: list[tuple[int, list[int]]]  # (seal number, days) held in segments
 
 
@@ -354,7 +354,7 @@ class ScanPartition(Sealing, Materialiser):
                 frames=frames,
                 blocks=self.store.cf("blocks").snapshot(),
                 segments=self.store.cf("segments").snapshot(),
-                hidden=frozenset(self.in_segments) | {g.seq for g in self.frozen},
+                hidden=frozenset(self.in_segments),
                 sealed=sorted(self.in_segments.items()),
             )
 
@@ -390,7 +390,7 @@ class ScanPartition(Sealing, Materialiser):
 
     def scan_digest(self) -> tuple[int, int, int]:
         """(applied offset, recorded digest, digest recomputed from what is on disk):
-        every sample in frames and blocks, and every skip (see
+        every sample in frames, segments and blocks, and every skip (see
         :mod:`pegasus_kafka.ring.content`)."""
         with self.lock:
             hosts = list(self.hosts)
@@ -398,7 +398,6 @@ class ScanPartition(Sealing, Materialiser):
                 cf: self.store.cf(cf).snapshot() for cf in ("frames", "segments", "blocks", "skips")
             }
             sealed = set(self.in_segments)
-            hidden = sealed | {g.seq for g in self.frozen}
             offset, recorded = self.store.applied_offset, self.store.digest
         total = 0
         for key, value in raw_items(snaps["skips"].items()):
@@ -422,7 +421,7 @@ class ScanPartition(Sealing, Materialiser):
             total += content.samples_term(dtype, hosts[host], seg.row_ikeys(), seg.samples)
         for key, value in raw_items(snaps["blocks"].items()):
             dtype, ikey, host, _, seal = parse_block_key(key)
-            if seal in hidden:  # its samples are counted in frames or segments
+            if seal in sealed:  # a merge's, not committed: its samples are in segments
                 continue
             try:
                 samples = blocks.decode(value)
@@ -442,7 +441,6 @@ class ScanPartition(Sealing, Materialiser):
         """The blocks of one point and host over the days of [t0, t1], in key
         order, but those of the view's hidden seal numbers."""
         prefix = series_prefix(dtype, ikey, host)
-        frozen = view.hidden
         it = view.blocks.iter()
         it.seek(block_key(dtype, ikey, host, max(t0, 0) // DAY_MS, 0))
         last_day = t1 // DAY_MS
@@ -450,7 +448,7 @@ class ScanPartition(Sealing, Materialiser):
             key = it.key()
             if not key.startswith(prefix) or block_day(key) > last_day:
                 break
-            if block_seal(key) not in frozen:
+            if block_seal(key) not in view.hidden:
                 yield it.value()
             it.next()
 
