@@ -145,9 +145,16 @@ def share_memory(memtable_bytes: int, cache_bytes: int) -> None:
 TABLE_BLOCK_BYTES = 16 * 1024
 
 
-def _options(zstd: bool = False, atomic_flush: bool = False) -> Options:
-    """A store's or a column family's options; ``zstd`` compresses every level
-    with zstd, not the lower ones with lz4."""
+#: a column family's compression: at every level, or lz4 except zstd at the bottom
+COMPRESSION = {
+    "zstd": DBCompressionType.zstd,
+    "none": DBCompressionType.none,
+}
+
+
+def _options(compression: str | None = None, atomic_flush: bool = False) -> Options:
+    """A store's or a column family's options; ``compression`` names one for
+    every level (:data:`COMPRESSION`), else lz4 and zstd at the bottom level."""
     opts = Options(raw_mode=True)
     opts.set_atomic_flush(atomic_flush)
     table = BlockBasedOptions()
@@ -158,8 +165,12 @@ def _options(zstd: bool = False, atomic_flush: bool = False) -> Options:
     opts.set_block_based_table_factory(table)
     opts.create_if_missing(True)
     opts.create_missing_column_families(True)
-    opts.set_compression_type(DBCompressionType.zstd() if zstd else DBCompressionType.lz4())
-    opts.set_bottommost_compression_type(DBCompressionType.zstd())
+    if compression is None:
+        opts.set_compression_type(DBCompressionType.lz4())
+        opts.set_bottommost_compression_type(DBCompressionType.zstd())
+    else:
+        opts.set_compression_type(COMPRESSION[compression]())
+        opts.set_bottommost_compression_type(COMPRESSION[compression]())
     return opts
 
 
@@ -229,15 +240,15 @@ class PartitionStore:
         sync: bool = False,
         checkpoint_every: int = 1000,
         format_version: int | None = FORMAT_VERSION,
-        zstd: tuple[str, ...] = (),
+        compression: dict[str, str] | None = None,
         wal: bool = True,
     ) -> None:
         """``format_version`` is the layout the caller reads and writes. A store
         of an older layout opens with :attr:`upgrade_from` set; the caller
         migrates it and then calls :meth:`set_format_version`. None opens a
         store of any format, only to read its offset and digest (a copy).
-        The column families named in ``zstd`` are compressed with zstd at
-        every level: for data stored as it is, which lz4 hardly shrinks.
+        ``compression`` names column families compressed otherwise than lz4
+        with zstd at the bottom level (see :func:`_options`).
         Without ``wal`` (which ``sync`` needs) the store keeps no write-ahead
         log; see the module's docstring."""
         if sync and not wal:
@@ -248,7 +259,8 @@ class PartitionStore:
         self.path.mkdir(parents=True, exist_ok=True)
         self.column_families = column_families
         opts = _options(atomic_flush=not wal)
-        cfs = {name: _options(name in zstd) for name in (META, *column_families)}
+        special = compression or {}
+        cfs = {name: _options(special.get(name)) for name in (META, *column_families)}
         try:
             self.db = Rdict(str(self.path), options=opts, column_families=cfs)
         except Exception as exc:
