@@ -27,6 +27,7 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
+from pegasus_kafka.bench.cpu import thread_cpu, used_since
 from pegasus_kafka.bench.fleet import bench_config, end_offsets
 from pegasus_kafka.bench.latency import measure_latency
 from pegasus_kafka.bench.quix import quix_rate
@@ -55,7 +56,9 @@ def produce_history(cfg: Config, first_scan: int, scans: int) -> int:
     return samples
 
 
-def _raw_consume(cfg: Config, ends: dict[tuple[str, int], int]) -> float:
+def _raw_consume(cfg: Config, ends: dict[tuple[str, int], int]) -> tuple[float, dict[str, float]]:
+    """Seconds to read every record, and the CPU seconds that took by kind."""
+    before = thread_cpu()
     consumer = clients.consumer(cfg, f"bench-raw-{uuid.uuid4().hex}")
     consumer.assign([TopicPartition(t, p, 0) for (t, p) in ends])
     want = sum(ends.values())
@@ -65,11 +68,18 @@ def _raw_consume(cfg: Config, ends: dict[tuple[str, int], int]) -> float:
         msgs = consumer.consume(num_messages=2000, timeout=1.0)
         got += sum(1 for m in msgs if not m.error())
     seconds = time.perf_counter() - started
+    cpu = used_since(before)
     consumer.close()
-    return seconds
+    return seconds, cpu
 
 
-def _ring_ingest(cfg: Config, ends: dict[tuple[str, int], int], timeout: float) -> float:
+def _ring_ingest(
+    cfg: Config, ends: dict[tuple[str, int], int], timeout: float
+) -> tuple[float, dict[str, float]]:
+    """Seconds from the server's first partitions until it has applied every
+    record and sealed every frozen generation, and the CPU seconds by kind
+    of this process's threads from the server's start until then."""
+    before = thread_cpu()
     ring = f"bench-ring-{uuid.uuid4().hex[:6]}"
     RegistryWriter(cfg).add_ring(ring)
     server = RingServer(cfg, ring, "bench")
@@ -92,7 +102,7 @@ def _ring_ingest(cfg: Config, ends: dict[tuple[str, int], int], timeout: float) 
         else:
             raise TimeoutError("ring server did not catch up in time")
         assert started is not None
-        return time.perf_counter() - started
+        return time.perf_counter() - started, used_since(before)
     finally:
         server.stop()
         thread.join(timeout=30)
@@ -125,8 +135,8 @@ def run_ingest(cfg: Config, quick: bool) -> dict[str, Any]:
         ensure_topics(bcfg)
         samples = produce_history(bcfg, 1_000_000, scans)
         ends = {(bcfg.scan_topic, p): e for p, e in end_offsets(bcfg, bcfg.scan_topic).items()}
-        raw_s = _raw_consume(bcfg, ends)
-        ring_s = _ring_ingest(bcfg, ends, timeout=600)
+        raw_s, raw_cpu = _raw_consume(bcfg, ends)
+        ring_s, ring_cpu = _ring_ingest(bcfg, ends, timeout=600)
         scan_bytes = _compacted_bytes(bcfg)
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         quix_samples, quix_s = quix_rate(bcfg, workdir / "quix", 60 if quick else 180)
@@ -149,6 +159,12 @@ def run_ingest(cfg: Config, quick: bool) -> dict[str, Any]:
             "quix_samples": quix_samples,
             **latency,
             "bytes_per_sample": round(scan_bytes / samples, 3),
+            # Where the rates' time goes: the ring server's Python threads
+            # share one GIL, so their sum bounds its rate on any machine.
+            "ring_cpu_s": ring_cpu,
+            "ring_s": round(ring_s, 2),
+            "raw_cpu_s": raw_cpu,
+            "raw_s": round(raw_s, 2),
             "rss_mb": round(rss_mb, 1),
         }
     finally:

@@ -252,14 +252,15 @@ class RingServer:
             while not self.stop_event.is_set():
                 msgs = take(consumer, TAKE_MAX, 0.1)
                 if msgs:
-                    # Live data: the server was in sync at its last lag check,
-                    # and the batch did not fill (it holds the log's end).
+                    # Live data: the server was in sync at its last lag check
+                    # (a partition whose lag is not known yet is not), and the
+                    # batch did not fill (it holds the log's end).
                     live = caught_up and len(msgs) < TAKE_MAX
                     with self.sealer.applying(live):
                         self._apply(consumer, msgs)
                 if time.monotonic() >= next_beat:
                     self._update_lag(consumer)
-                    caught_up = self.total_lag() <= self.cfg.server.in_sync_lag
+                    caught_up = self.in_sync()
                     with self.lock:
                         owned = set(self.parts)
                     self.standby.refresh(owned)

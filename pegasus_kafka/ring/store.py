@@ -145,16 +145,17 @@ def share_memory(memtable_bytes: int, cache_bytes: int) -> None:
 TABLE_BLOCK_BYTES = 16 * 1024
 
 
-#: a column family's compression: at every level, or lz4 except zstd at the bottom
+#: a column family's compression: (levels above the bottom one, the bottom level)
 COMPRESSION = {
-    "zstd": DBCompressionType.zstd,
-    "none": DBCompressionType.none,
+    "lz4": (DBCompressionType.lz4, DBCompressionType.zstd),
+    "zstd": (DBCompressionType.zstd, DBCompressionType.zstd),
+    "bottom": (DBCompressionType.none, DBCompressionType.zstd),
 }
 
 
-def _options(compression: str | None = None, atomic_flush: bool = False) -> Options:
-    """A store's or a column family's options; ``compression`` names one for
-    every level (:data:`COMPRESSION`), else lz4 and zstd at the bottom level."""
+def _options(compression: str = "lz4", atomic_flush: bool = False) -> Options:
+    """A store's or a column family's options, compressed as
+    :data:`COMPRESSION` names."""
     opts = Options(raw_mode=True)
     opts.set_atomic_flush(atomic_flush)
     table = BlockBasedOptions()
@@ -165,12 +166,9 @@ def _options(compression: str | None = None, atomic_flush: bool = False) -> Opti
     opts.set_block_based_table_factory(table)
     opts.create_if_missing(True)
     opts.create_missing_column_families(True)
-    if compression is None:
-        opts.set_compression_type(DBCompressionType.lz4())
-        opts.set_bottommost_compression_type(DBCompressionType.zstd())
-    else:
-        opts.set_compression_type(COMPRESSION[compression]())
-        opts.set_bottommost_compression_type(COMPRESSION[compression]())
+    upper, bottom = COMPRESSION[compression]
+    opts.set_compression_type(upper())
+    opts.set_bottommost_compression_type(bottom())
     return opts
 
 
@@ -247,8 +245,8 @@ class PartitionStore:
         of an older layout opens with :attr:`upgrade_from` set; the caller
         migrates it and then calls :meth:`set_format_version`. None opens a
         store of any format, only to read its offset and digest (a copy).
-        ``compression`` names column families compressed otherwise than lz4
-        with zstd at the bottom level (see :func:`_options`).
+        ``compression`` maps column families to a :data:`COMPRESSION` other
+        than lz4 (zstd at the bottom level).
         Without ``wal`` (which ``sync`` needs) the store keeps no write-ahead
         log; see the module's docstring."""
         if sync and not wal:
@@ -260,7 +258,7 @@ class PartitionStore:
         self.column_families = column_families
         opts = _options(atomic_flush=not wal)
         special = compression or {}
-        cfs = {name: _options(special.get(name)) for name in (META, *column_families)}
+        cfs = {name: _options(special.get(name, "lz4")) for name in (META, *column_families)}
         try:
             self.db = Rdict(str(self.path), options=opts, column_families=cfs)
         except Exception as exc:
