@@ -59,7 +59,17 @@ class Sealer:
         """Seal ``mat``'s pending generations soon; when it holds more than
         :data:`MAX_PENDING`, seal one now on the caller's thread (back-pressure)."""
         if mat.pending_seals() > MAX_PENDING:
-            self._seal_one(mat, inline=True)
+            # While the consumer thread waits here, it applies nothing; and its
+            # seal may first wait for the sealer's seal of this partition, which
+            # must not give way to the batch that waits for it.
+            with self._applied:
+                live, self._live_batch = self._live_batch, False
+                self._applied.notify_all()
+            try:
+                self._seal_one(mat, inline=True)
+            finally:
+                with self._applied:
+                    self._live_batch = live
         with self._cond:
             self._queue.setdefault(id(mat), mat)
             self._cond.notify()
