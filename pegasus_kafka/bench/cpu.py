@@ -18,10 +18,10 @@ def thread_cpu() -> dict[str, float]:
     """Seconds of CPU (user and system) used so far by this process's live
     threads: ``rocksdb``, ``librdkafka`` and ``python`` (every other thread)."""
     out: dict[str, float] = {}
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     tasks = Path("/proc/self/task")
     if not tasks.is_dir():
         return out
+    tick = os.sysconf("SC_CLK_TCK")
     for task in tasks.iterdir():
         try:
             comm = (task / "comm").read_text().strip()

@@ -159,8 +159,9 @@ def run_ingest(cfg: Config, quick: bool) -> dict[str, Any]:
             "quix_samples": quix_samples,
             **latency,
             "bytes_per_sample": round(scan_bytes / samples, 3),
-            # Where the rates' time goes: the ring server's Python threads
-            # share one GIL, so their sum bounds its rate on any machine.
+            # Where the rates' time goes. The ring server's Python threads
+            # share one GIL: when their CPU seconds come near ring_s, the GIL
+            # is what holds its rate back, not the machine's cores.
             "ring_cpu_s": ring_cpu,
             "ring_s": round(ring_s, 2),
             "raw_cpu_s": raw_cpu,

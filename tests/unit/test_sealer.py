@@ -26,7 +26,7 @@ class _Partition:
     def pending_seals(self) -> int:
         return self.pending
 
-    def seal(self, pause: Callable[[], None] = lambda: None, workers: Any = None) -> bool:
+    def seal(self, pause: Callable[[], None] = lambda: None) -> bool:
         with self.seal_lock:
             if not self.pending:
                 return False
@@ -47,11 +47,11 @@ def test_a_back_pressure_seal_does_not_wait_for_the_sealer_giving_way_to_it() ->
         gate = threading.Event()
         original = sealer._give_way
 
-        def first_piece_waits() -> None:
-            gate.wait(10)  # the consumer thread is in its live batch by now
+        def give_way() -> None:
+            gate.wait(10)  # from the first piece on, the batch below is live
             original()
 
-        sealer._give_way = first_piece_waits  # type: ignore[method-assign]
+        sealer._give_way = give_way  # type: ignore[method-assign]
         with sealer.applying(live=True):
             with sealer._cond:  # the sealer thread starts this seal first
                 sealer._queue[id(part)] = part  # type: ignore[assignment]
