@@ -252,15 +252,17 @@ class RingServer:
             while not self.stop_event.is_set():
                 msgs = take(consumer, TAKE_MAX, 0.1)
                 if msgs:
-                    # Live data: the server was in sync at its last lag check
-                    # (a partition whose lag is not known yet is not), and the
-                    # batch did not fill (it holds the log's end).
+                    # Live data: every partition was within in_sync_lag at the
+                    # last lag check, and the batch did not fill (it holds the
+                    # log's end).
                     live = caught_up and len(msgs) < TAKE_MAX
                     with self.sealer.applying(live):
                         self._apply(consumer, msgs)
                 if time.monotonic() >= next_beat:
                     self._update_lag(consumer)
-                    caught_up = self.in_sync()
+                    caught_up = (
+                        self.assigned_once and self.worst_lag() <= self.cfg.server.in_sync_lag
+                    )
                     with self.lock:
                         owned = set(self.parts)
                     self.standby.refresh(owned)
@@ -378,15 +380,21 @@ class RingServer:
         """Every owned partition within the lag threshold: ``in_sync_lag`` to get in
         sync, the larger ``out_of_sync_lag`` to stay there (hysteresis)."""
         settings = self.cfg.server
+        worst = self.worst_lag()
         with self.lock:
             limit = (
                 max(settings.in_sync_lag, settings.out_of_sync_lag)
                 if self._in_sync
                 else (settings.in_sync_lag)
             )
-            worst = max((self.lag.get(tp, 1 << 62) for tp in self.parts), default=0)
             self._in_sync = self.assigned_once and worst <= limit
             return self._in_sync
+
+    def worst_lag(self) -> int:
+        """The largest lag of an owned partition; one whose lag is not known yet
+        counts as far behind."""
+        with self.lock:
+            return max((self.lag.get(tp, 1 << 62) for tp in self.parts), default=0)
 
     def owned(self) -> list[str]:
         with self.lock:
