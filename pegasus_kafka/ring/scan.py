@@ -124,8 +124,12 @@ class View:
     frames: list[Frame]  # unsealed frames of the data type
     blocks: Any  # snapshot of the blocks
     segments: Any  # snapshot of the segments
-    hidden: frozenset[int]  # seal numbers whose blocks are a merge's, not yet the data
     sealed: list[tuple[int, list[int]]]  # (seal number, days) held in segments
+
+    @property
+    def hidden(self) -> frozenset[int]:
+        """Seal numbers whose blocks are a level-1 merge's, not yet the data."""
+        return frozenset(seq for seq, _ in self.sealed)
 
 
 class ScanPartition(Sealing, Materialiser):
@@ -362,7 +366,6 @@ class ScanPartition(Sealing, Materialiser):
                 frames=frames,
                 blocks=self.store.cf("blocks").snapshot(),
                 segments=self.store.cf("segments").snapshot(),
-                hidden=frozenset(self.in_segments),
                 sealed=sorted(self.in_segments.items()),
             )
 
@@ -449,6 +452,7 @@ class ScanPartition(Sealing, Materialiser):
         """The blocks of one point and host over the days of [t0, t1], in key
         order, but those of the view's hidden seal numbers."""
         prefix = series_prefix(dtype, ikey, host)
+        hidden = view.hidden
         it = view.blocks.iter()
         it.seek(block_key(dtype, ikey, host, max(t0, 0) // DAY_MS, 0))
         last_day = t1 // DAY_MS
@@ -456,7 +460,7 @@ class ScanPartition(Sealing, Materialiser):
             key = it.key()
             if not key.startswith(prefix) or block_day(key) > last_day:
                 break
-            if block_seal(key) not in view.hidden:
+            if block_seal(key) not in hidden:
                 yield it.value()
             it.next()
 

@@ -21,7 +21,7 @@ from pegasus_kafka.ring import segments, tiers
 from pegasus_kafka.ring.blocks import Samples
 from pegasus_kafka.ring.current import CurrentTable
 from pegasus_kafka.ring.layout import DAY_MS, block_keys
-from pegasus_kafka.ring.store import PartitionStore, raw_items, u64
+from pegasus_kafka.ring.store import PartitionStore, raw_items, raw_keys, u64
 from pegasus_kafka.schema import STATUS, Frame
 
 K_STATE = b"scan_state"
@@ -131,7 +131,8 @@ class Sealing:
         seal may cut its segments elsewhere."""
         snap = self.store.cf("segments").snapshot()
         batch = self.store.begin()
-        keys = [k for k, _ in raw_items(snap.items()) if segments.parse_key(k)[3] == seq]
+        # Keys only: the values are not needed to know what to drop.
+        keys = [k for k in raw_keys(snap.keys()) if segments.parse_key(k)[3] == seq]
         del snap
         batch.delete_many_raw("segments", keys)
         with self.lock:

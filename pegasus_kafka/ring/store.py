@@ -90,6 +90,11 @@ def raw_items(items: Iterable[Any]) -> Iterator[tuple[bytes, bytes]]:
     return cast(Iterator[tuple[bytes, bytes]], iter(items))
 
 
+def raw_keys(keys: Iterable[Any]) -> Iterator[bytes]:
+    """Keys of a raw-mode store, typed as the bytes they are."""
+    return cast(Iterator[bytes], iter(keys))
+
+
 def _snapshot_u64(snap: Any, key: bytes) -> int:
     """A counter from a snapshot, 0 when absent (a store that never committed)."""
     it = snap.iter()
@@ -346,9 +351,10 @@ class PartitionStore:
     def set_format_version(self, digest: int, keep_checkpoints: bool = False) -> None:
         """Finish a migration: the store now has :attr:`format_version` and ``digest``.
 
-        Digest checkpoints of the old format are dropped unless
-        ``keep_checkpoints`` (the formats compute digests alike), since they
-        were computed another way; new ones accrue from the next checkpoint offset.
+        Digest checkpoints of the old format are dropped, since they were
+        computed another way, and new ones accrue from the next checkpoint
+        offset; ``keep_checkpoints`` keeps them, for formats that compute
+        digests alike.
         """
         wb = WriteBatch(raw_mode=True)
         meta = self.handle(META)
