@@ -1,11 +1,12 @@
 """``pegasus bench ingest``: ring-server materialisation against a bare consumer.
 
-Both read the same pre-produced topic data (both hosts' streams of the
-simulated site) from the same broker in the same run, so the ratio holds on a
-noisy machine even when the absolute rates do not. A Quix Streams application
-doing the same per-point materialisation (``quix_app.py``, in its own virtual
-environment) reads the same topic too; it is stopped after a time budget and
-its rate is what it materialised in that time.
+Both read the same pre-produced topic data (both hosts' scan streams and
+point metadata of the simulated site) to its end, from the same broker in the
+same run, so the ratio holds on a noisy machine even when the absolute rates
+do not. A Quix Streams application doing the same per-point materialisation
+(``quix_app.py``, in its own virtual environment) reads the same scan topic
+too; it is stopped after a time budget and its rate is what it materialised in
+that time.
 
 Scan-to-queryable latency (:mod:`pegasus_kafka.bench.latency`) is measured on
 a live site of 320,000 points that the EMS polls in five groups, so each host
@@ -134,7 +135,14 @@ def run_ingest(cfg: Config, quick: bool) -> dict[str, Any]:
         bcfg = bench_config(cfg, points, workdir, code=99, seed=7)
         ensure_topics(bcfg)
         samples = produce_history(bcfg, 1_000_000, scans)
-        ends = {(bcfg.scan_topic, p): e for p, e in end_offsets(bcfg, bcfg.scan_topic).items()}
+        # The server reads every data topic: so does the bare consumer, and both
+        # are timed to the end of all of them (scans and point metadata).
+        ends = {
+            (topic, p): e
+            for topic in bcfg.data_topics
+            for p, e in end_offsets(bcfg, topic).items()
+            if e > 0
+        }
         raw_s, raw_cpu = _raw_consume(bcfg, ends)
         ring_s, ring_cpu = _ring_ingest(bcfg, ends, timeout=600)
         scan_bytes = _compacted_bytes(bcfg)
