@@ -365,6 +365,15 @@ class RingServer:
             try:
                 _low, high = consumer.get_watermark_offsets(tp, cached=True)
                 if high < 0:
+                    # No fetch has reported this partition's end yet (it was just
+                    # assigned). Asking the broker takes a round trip per
+                    # partition on the consumer thread, so it is done only for a
+                    # partition whose lag is not known at all; the others keep
+                    # their last lag until a fetch reports the end.
+                    with self.lock:
+                        known = (topic, partition) in self.lag
+                    if known:
+                        continue
                     _low, high = consumer.get_watermark_offsets(tp, timeout=2)
             except KafkaException:
                 continue
