@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -163,16 +163,22 @@ def standbys_warm(cfg: Config, view: RegistryView, rings: list[str]) -> bool:
     return True
 
 
-def end_offsets(cfg: Config, topic: str) -> dict[int, int]:
-    """Each partition's end offset of ``topic`` now."""
+def topic_ends(cfg: Config, topics: Iterable[str]) -> dict[tuple[str, int], int]:
+    """Each (topic, partition)'s end offset now, for every topic in ``topics``."""
     consumer = clients.consumer(cfg, f"bench-ends-{uuid.uuid4().hex[:8]}")
     try:
         return {
-            p: int(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1])
+            (t, p): int(consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1])
+            for t in topics
             for p in range(cfg.topics.partitions)
         }
     finally:
         consumer.close()
+
+
+def end_offsets(cfg: Config, topic: str) -> dict[int, int]:
+    """Each partition's end offset of ``topic`` now."""
+    return {p: end for (_, p), end in topic_ends(cfg, [topic]).items()}
 
 
 def records_to_end(cfg: Config, topic: str, timeout: float = 300.0) -> Iterator[Any]:

@@ -29,7 +29,7 @@ from typing import Any
 from confluent_kafka import TopicPartition
 
 from pegasus_kafka.bench.cpu import thread_cpu, used_since
-from pegasus_kafka.bench.fleet import bench_config, end_offsets
+from pegasus_kafka.bench.fleet import bench_config, topic_ends
 from pegasus_kafka.bench.latency import measure_latency
 from pegasus_kafka.bench.quix import quix_rate
 from pegasus_kafka.collector.collector import Collector
@@ -137,12 +137,7 @@ def run_ingest(cfg: Config, quick: bool) -> dict[str, Any]:
         samples = produce_history(bcfg, 1_000_000, scans)
         # The server reads every data topic: so does the bare consumer, and both
         # are timed to the end of all of them (scans and point metadata).
-        ends = {
-            (topic, p): e
-            for topic in bcfg.data_topics
-            for p, e in end_offsets(bcfg, topic).items()
-            if e > 0
-        }
+        ends = {tp: e for tp, e in topic_ends(bcfg, bcfg.data_topics).items() if e > 0}
         raw_s, raw_cpu = _raw_consume(bcfg, ends)
         ring_s, ring_cpu = _ring_ingest(bcfg, ends, timeout=600)
         scan_bytes = _compacted_bytes(bcfg)
