@@ -13,7 +13,6 @@ documented in :mod:`pegasus_kafka.ring.store`.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import threading
 import time
@@ -35,6 +34,7 @@ from pegasus_kafka.kafka.registry import (
 )
 from pegasus_kafka.ring import metrics
 from pegasus_kafka.ring.base import ApplyResult, Materialiser
+from pegasus_kafka.ring.malloc import tune_malloc
 from pegasus_kafka.ring.promote import Promoter
 from pegasus_kafka.ring.records import (
     EventPartition,
@@ -56,21 +56,6 @@ log = logging.getLogger(__name__)
 TAKE_MAX = 2000
 
 
-#: mallopt's parameter number for the arena cap
-_M_ARENA_MAX = -8
-
-
-def _limit_malloc_arenas(arenas: int = 2) -> None:
-    """Cap glibc's malloc arenas. With a thread per client, sealer and RocksDB
-    worker, glibc would keep up to eight arenas a core, each holding on to
-    memory it freed; a ring server's RSS is then far above what it uses."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: nothing to tune
-        return
-    libc.mallopt(_M_ARENA_MAX, arenas)
-
-
 class RingServer:
     def __init__(self, cfg: Config, ring: str, server_id: str, endpoint: str = "") -> None:
         self.cfg = cfg
@@ -78,7 +63,7 @@ class RingServer:
         self.server_id = server_id
         self.endpoint = endpoint
         self.data_dir = Path(cfg.store.data_dir) / ring / server_id
-        _limit_malloc_arenas()
+        tune_malloc()
         share_memory(cfg.store.memtable_mb << 20, cfg.store.block_cache_mb << 20)
         self.parts: dict[tuple[str, int], Materialiser] = {}
         self.lag: dict[tuple[str, int], int] = {}
