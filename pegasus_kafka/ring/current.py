@@ -21,6 +21,9 @@ _NEVER = np.iinfo(np.int64).min // 2
 #: most (host, chunk) slots whose rows are remembered
 _MAX_SLOTS = 4096
 
+#: a frame's rows in a table: their indices, or a slice when consecutive
+Rows = np.ndarray | slice
+
 
 class CurrentTable:
     def __init__(self, width: int = 1) -> None:
@@ -35,7 +38,7 @@ class CurrentTable:
         #: rows of the keys of recent frames by (host, chunk): a host sends the
         #: same points in the same chunk scan after scan, so each chunk's rows
         #: are searched for once, until a new point changes the layout
-        self._rows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._rows: dict[tuple[int, int], tuple[np.ndarray, Rows]] = {}
 
     def __len__(self) -> int:
         return int(self.keys.shape[0])
@@ -67,23 +70,30 @@ class CurrentTable:
     def update(self, frame: Frame, host_id: int) -> None:
         if frame.count == 0:
             return
-        idx = self._rows_of(frame, host_id)
+        rows = self._rows_of(frame, host_id)
         t = frame.scan_time_ms
-        cur_t = self.time[idx]
-        cur_primary = self.role[idx] == PRIMARY
+        cur_t = self.time[rows]
+        cur_primary = self.role[rows] == PRIMARY
         if frame.role == PRIMARY:
             take = np.where(cur_primary, t >= cur_t, t >= cur_t - frame.scan_period_ms // 2)
         else:
             take = np.where(cur_primary, t > cur_t + (3 * frame.scan_period_ms) // 2, t >= cur_t)
-        sel = idx[take]
-        self.values[sel] = frame.values[take]
-        self.quality[sel] = frame.quality[take]
-        self.time[sel] = t
-        self.host[sel] = host_id
-        self.role[sel] = frame.role
+        values, quality = frame.values, frame.quality
+        if not take.all():
+            idx = np.arange(rows.start, rows.stop) if isinstance(rows, slice) else rows
+            rows = idx[take]
+            values, quality = values[take], quality[take]
+        self.values[rows] = values
+        self.quality[rows] = quality
+        self.time[rows] = t
+        self.host[rows] = host_id
+        self.role[rows] = frame.role
 
-    def _rows_of(self, frame: Frame, host_id: int) -> np.ndarray:
-        """The row of each of the frame's points, inserting new points."""
+    def _rows_of(self, frame: Frame, host_id: int) -> Rows:
+        """The rows of the frame's points, inserting new points: a slice when
+        they are consecutive rows in the frame's order, as a collector's
+        chunks of sorted keys are, which numpy copies far faster than it
+        scatters."""
         slot = (host_id, frame.chunk)
         known = self._rows.get(slot)
         if known is not None and np.array_equal(known[0], frame.ikeys):
@@ -95,10 +105,13 @@ class CurrentTable:
         if not found.all():
             self._insert(np.unique(frame.ikeys[~found]))
             idx = np.searchsorted(self.keys, frame.ikeys)
+        rows: Rows = idx
+        if len(idx) and idx[-1] - idx[0] == len(idx) - 1 and (np.diff(idx) == 1).all():
+            rows = slice(int(idx[0]), int(idx[-1]) + 1)
         if len(self._rows) >= _MAX_SLOTS:
             self._rows.clear()
-        self._rows[slot] = (frame.ikeys.copy(), idx)
-        return idx
+        self._rows[slot] = (frame.ikeys.copy(), rows)
+        return rows
 
     def lookup(self, ikeys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(found mask, row index) for the requested keys."""

@@ -60,6 +60,25 @@ def test_rows_remembered_per_chunk_follow_new_points_and_moved_chunks() -> None:
         # The backup is a little late, and stands in after the primary stops.
         role = BACKUP if seq < 6 else PRIMARY
         frames.append((frame("ems-b", role, seq, 0, first, t + 200), 1))
+    check(frames)
+
+
+def test_rows_out_of_key_order_or_apart_follow_the_rule() -> None:
+    """Frames whose points are not consecutive rows of the table in their own
+    order: shuffled, with gaps, or interleaved with another host's chunk."""
+    frames: list[tuple[Frame, int]] = []
+    for seq in range(6):
+        t = seq * PERIOD
+        frames.append((frame("ems-a", PRIMARY, seq, 0, [1, 2, 3, 4, 5, 6], t), 0))
+        frames.append((frame("ems-a", PRIMARY, seq, 1, [9, 7, 8], t), 0))
+        frames.append((frame("ems-b", BACKUP, seq, 0, [2, 4, 6, 8], t + 200), 1))
+        # From seq 3 the primary's second chunk is late: the backup stands in.
+        if seq >= 3:
+            frames.pop(-2)
+    check(frames)
+
+
+def check(frames: list[tuple[Frame, int]]) -> None:
     table = CurrentTable()
     for f, host in frames:
         table.update(f, host)
