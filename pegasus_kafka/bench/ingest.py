@@ -90,11 +90,15 @@ def _ring_ingest(
     started = None
     try:
         while time.monotonic() < deadline:
+            # The server's lock only for the copy: holding it while a
+            # partition's lock waits for a batch would stop the consumer
+            # thread at its next partition, and slow what is measured.
             with server.lock:
-                applied = {tp: m.store.applied_offset for tp, m in server.parts.items()}
-                # Seals run behind ingest on the sealer thread: they are part of
-                # the work, so the clock runs until none is pending.
-                sealing = any(m.pending_seals() for m in server.parts.values())
+                parts = dict(server.parts)
+            applied = {tp: m.store.applied_offset for tp, m in parts.items()}
+            # Seals run behind ingest on the sealer thread: they are part of
+            # the work, so the clock runs until none is pending.
+            sealing = any(m.pending_seals() for m in parts.values())
             if started is None and applied:
                 started = time.perf_counter()
             if not sealing and all(applied.get(tp, -1) >= end for tp, end in ends.items()):
