@@ -92,7 +92,7 @@ class CurrentTable:
     def _rows_of(self, frame: Frame, host_id: int) -> Rows:
         """The rows of the frame's points, inserting new points: a slice when
         they are consecutive rows in the frame's order, as a collector's
-        chunks of sorted keys are, which numpy copies far faster than it
+        chunks of sorted keys are, which numpy copies faster than it
         scatters."""
         slot = (host_id, frame.chunk)
         known = self._rows.get(slot)

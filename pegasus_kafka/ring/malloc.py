@@ -12,7 +12,7 @@ _M_ARENA_MAX = -8
 
 
 def tune_malloc(arenas: int = 2, keep_mb: int = 64, mmap_mb: int = 32, pad_mb: int = 16) -> None:
-    """Tune glibc's malloc for a ring server; elsewhere, do nothing.
+    """Tune glibc's malloc for a ring server; with another C library, do nothing.
 
     - Cap its arenas. With a thread per client, sealer and RocksDB worker,
       glibc would keep up to eight arenas a core, each holding on to memory
