@@ -23,12 +23,13 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import TopicPartition
 
-from pegasus_kafka.bench.cpu import thread_cpu, used_since
+from pegasus_kafka.bench.cpu import machine_idle_s, named_thread_cpu, thread_cpu, used_since
 from pegasus_kafka.bench.fleet import bench_config, topic_ends
 from pegasus_kafka.bench.latency import measure_latency
 from pegasus_kafka.bench.quix import quix_rate
@@ -57,37 +58,50 @@ def produce_history(cfg: Config, first_scan: int, scans: int) -> int:
     return samples
 
 
-def _raw_consume(cfg: Config, ends: dict[tuple[str, int], int]) -> tuple[float, dict[str, float]]:
-    """Seconds to read every record, and the CPU seconds that took by kind."""
+@dataclass(frozen=True)
+class Timed:
+    """How long a reader took to read the data to its end, and the CPU meanwhile."""
+
+    seconds: float
+    #: CPU seconds of this process's threads by kind (from the reader's start)
+    cpu: dict[str, float]
+    #: seconds the machine's cores stood idle, summed over cores, in ``seconds``
+    idle_s: float
+    #: CPU seconds of the reader's named Python threads
+    threads: dict[str, float] = field(default_factory=dict)
+
+
+def _raw_consume(cfg: Config, ends: dict[tuple[str, int], int]) -> Timed:
+    """Time a bare consumer reading every record."""
     before = thread_cpu()
     consumer = clients.consumer(cfg, f"bench-raw-{uuid.uuid4().hex}")
     consumer.assign([TopicPartition(t, p, 0) for (t, p) in ends])
     want = sum(ends.values())
     got = 0
+    idle = machine_idle_s()
     started = time.perf_counter()
     while got < want:
         msgs = consumer.consume(num_messages=2000, timeout=1.0)
         got += sum(1 for m in msgs if not m.error())
     seconds = time.perf_counter() - started
-    cpu = used_since(before)
+    timed = Timed(seconds, used_since(before), machine_idle_s() - idle)
     consumer.close()
-    return seconds, cpu
+    return timed
 
 
-def _ring_ingest(
-    cfg: Config, ends: dict[tuple[str, int], int], timeout: float
-) -> tuple[float, dict[str, float]]:
-    """Seconds from the server's first partitions until it has applied every
-    record and sealed every frozen generation, and the CPU seconds by kind
-    of this process's threads from the server's start until then."""
+def _ring_ingest(cfg: Config, ends: dict[tuple[str, int], int], timeout: float) -> Timed:
+    """Time a ring server from its first partitions until it has applied every
+    record and sealed every frozen generation; its consumer and sealer
+    threads' CPU is counted from their start."""
     before = thread_cpu()
     ring = f"bench-ring-{uuid.uuid4().hex[:6]}"
     RegistryWriter(cfg).add_ring(ring)
     server = RingServer(cfg, ring, "bench")
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, name="consumer", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout
     started = None
+    idle = 0.0
     try:
         while time.monotonic() < deadline:
             # The server's lock only for the copy: holding it while a
@@ -101,13 +115,20 @@ def _ring_ingest(
             sealing = any(m.pending_seals() for m in parts.values())
             if started is None and applied:
                 started = time.perf_counter()
+                idle = machine_idle_s()
             if not sealing and all(applied.get(tp, -1) >= end for tp, end in ends.items()):
                 break
             time.sleep(0.02)  # poll
         else:
             raise TimeoutError("ring server did not catch up in time")
         assert started is not None
-        return time.perf_counter() - started, used_since(before)
+        seconds = time.perf_counter() - started
+        return Timed(
+            seconds,
+            used_since(before),
+            machine_idle_s() - idle,
+            named_thread_cpu(("consumer", "sealer")),
+        )
     finally:
         server.stop()
         thread.join(timeout=30)
@@ -142,8 +163,8 @@ def run_ingest(cfg: Config, quick: bool) -> dict[str, Any]:
         # The server reads every data topic: so does the bare consumer, and both
         # are timed to the end of all of them (scans and point metadata).
         ends = {tp: e for tp, e in topic_ends(bcfg, bcfg.data_topics).items() if e > 0}
-        raw_s, raw_cpu = _raw_consume(bcfg, ends)
-        ring_s, ring_cpu = _ring_ingest(bcfg, ends, timeout=600)
+        raw = _raw_consume(bcfg, ends)
+        ring = _ring_ingest(bcfg, ends, timeout=600)
         scan_bytes = _compacted_bytes(bcfg)
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         quix_samples, quix_s = quix_rate(bcfg, workdir / "quix", 60 if quick else 180)
@@ -152,8 +173,8 @@ def run_ingest(cfg: Config, quick: bool) -> dict[str, Any]:
             whole = measure_latency(cfg, workdir / "whole", 12, poll_groups=1)
             latency["whole_scan_p50_scan_to_queryable_ms"] = whole["p50_scan_to_queryable_ms"]
             latency["whole_scan_p99_scan_to_queryable_ms"] = whole["p99_scan_to_queryable_ms"]
-        rate = samples / ring_s
-        raw_rate = samples / raw_s
+        rate = samples / ring.seconds
+        raw_rate = samples / raw.seconds
         quix = quix_samples / quix_s if quix_s > 0 else 0.0
         return {
             "points": points,
@@ -167,12 +188,16 @@ def run_ingest(cfg: Config, quick: bool) -> dict[str, Any]:
             **latency,
             "bytes_per_sample": round(scan_bytes / samples, 3),
             # Where the rates' time goes. The ring server's Python threads
-            # share one GIL: when their CPU seconds come near ring_s, the GIL
-            # is what holds its rate back, not the machine's cores.
-            "ring_cpu_s": ring_cpu,
-            "ring_s": round(ring_s, 2),
-            "raw_cpu_s": raw_cpu,
-            "raw_s": round(raw_s, 2),
+            # share one GIL: when the consumer's and the sealer's CPU seconds
+            # add up to about ring_s while cores stand idle, the GIL is what
+            # holds its rate back, not the machine's cores.
+            "ring_cpu_s": ring.cpu,
+            "ring_thread_cpu_s": ring.threads,
+            "ring_idle_cpu_s": round(ring.idle_s, 2),
+            "ring_s": round(ring.seconds, 2),
+            "raw_cpu_s": raw.cpu,
+            "raw_idle_cpu_s": round(raw.idle_s, 2),
+            "raw_s": round(raw.seconds, 2),
             "rss_mb": round(rss_mb, 1),
         }
     finally:
