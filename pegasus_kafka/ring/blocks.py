@@ -8,15 +8,10 @@ about a byte a sample. Otherwise it stores XOR-ed float64 bit patterns. Both
 paths are exact: decoding gives back the same bits.
 
 Columns are byte-shuffled (all first bytes, then all second bytes, ...)
-before one zstd pass, so slowly moving numbers become long runs. Some blocks
-skip that pass and are stored as they are; RocksDB then compresses them
-together with their neighbours. Blocks of fewer than ``RAW_BELOW`` samples
-always do: zstd gains little on a few dozen bytes. So do blocks that a caller
-encodes with ``compress=False``: those that a later merge soon replaces.
-Their zstd calls, one a block, would run on the server's sealer thread,
-which takes turns at the GIL with ingest; RocksDB compresses whole table
-blocks on threads of its own, outside the GIL, on a core that ingest
-leaves idle.
+before one zstd pass, so slowly moving numbers become long runs. Blocks of
+fewer than ``RAW_BELOW`` samples skip that pass: zstd gains little on a few
+dozen bytes, and RocksDB compresses them together with their neighbours,
+which are the same point's other blocks.
 """
 
 from __future__ import annotations
@@ -146,9 +141,8 @@ def _fits(flat: np.ndarray, factor: np.ndarray | float) -> np.ndarray:
         return (np.abs(scaled) < _MAX_EXACT) & (back.view(np.uint64) == flat.view(np.uint64))
 
 
-def encode_many(s: Samples, starts: np.ndarray, compress: bool = True) -> list[bytes]:
-    """Encode consecutive runs of ``s`` (run g begins at ``starts[g]``) as one block each;
-    unless ``compress``, every block is stored as it is.
+def encode_many(s: Samples, starts: np.ndarray) -> list[bytes]:
+    """Encode consecutive runs of ``s`` (run g begins at ``starts[g]``) as one block each.
 
     Everything but the final compression of each block is done for all runs
     at once, which is what makes merging cheap.
@@ -177,7 +171,7 @@ def encode_many(s: Samples, starts: np.ndarray, compress: bool = True) -> list[b
     times = s.times.astype(np.int64)
     # The header holds each run's first time; the column holds steps from it.
     steps = _within_group_delta(times - times[starts][gid], starts)
-    raw = (counts < RAW_BELOW) | (not compress)
+    raw = counts < RAW_BELOW
     header = np.zeros(len(starts), _HEADER_DTYPE)
     header["magic"], header["version"] = MAGIC, VERSION
     header["mode"] = np.where(scale >= 0, MODE_DECIMAL, MODE_FLOAT) | np.where(raw, F_RAW, 0)

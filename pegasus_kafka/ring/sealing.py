@@ -188,7 +188,7 @@ class Sealing:
             keys = block_keys(
                 dtype, ikeys, np.full(len(ikeys), host), np.full(len(ikeys), day), top
             )
-            tiers.stage_blocks(batch, dtype, merged, starts, keys, compress=False)
+            tiers.stage_blocks(batch, dtype, merged, starts, keys)
             pause()
             with self.lock:
                 self.store.write_derived(batch)

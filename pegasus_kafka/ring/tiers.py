@@ -5,10 +5,8 @@ one value (:mod:`pegasus_kafka.ring.segments`). Merges are tiered by seal
 number:
 
 - level 1: once seal ``s``, a multiple of ``FANIN``, has committed, the
-  segments of seals ``(s - FANIN, s]`` become one block per (point, host,
-  day), keyed with the group's last segment seal. The next level replaces
-  nearly all of these blocks soon, so they skip the zstd pass of each block
-  and RocksDB compresses them (see :mod:`pegasus_kafka.ring.blocks`);
+  segments of seals ``(s - FANIN, s]`` become one compressed block per
+  (point, host, day), keyed with the group's last segment seal;
 - level ``L`` from 2 to ``MAX_LEVEL``: after seal ``s``, when ``s`` is a
   multiple of ``FANIN**L`` (the largest such ``L``), every (point, host,
   day)'s blocks of seals ``(s - FANIN**L, s]`` become one block, keyed with
@@ -103,12 +101,10 @@ def stage_blocks(
     s: Samples,
     starts: np.ndarray,
     keys: list[bytes],
-    compress: bool = True,
 ) -> None:
     """Stage runs of ``s`` (run g begins at ``starts[g]``) as blocks under ``keys``,
-    with their summaries; outside the digest, which counts the samples themselves.
-    ``compress`` as :func:`~pegasus_kafka.ring.blocks.encode_many` takes it."""
-    blobs = blocks.encode_many(s, starts, compress)
+    with their summaries; outside the digest, which counts the samples themselves."""
+    blobs = blocks.encode_many(s, starts)
     summaries = rollup.summarise_many(s, starts) if dtype != LIMIT else None
     batch.put_many_raw("blocks", keys, blobs)
     if summaries is not None:
