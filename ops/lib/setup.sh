@@ -15,6 +15,8 @@ step "checking tools"
 need python3 "install Python 3.11 or newer"
 python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
   || fail "Python 3.11 or newer is needed; python3 is $(python3 --version 2>&1)"
+python3 -c 'import ctypes.util, sys; sys.exit(0 if ctypes.util.find_library("zstd") else 1)' \
+  || fail "libzstd is not installed (the ring's block encoder calls it), e.g. apt-get install libzstd1"
 if [ -z "${PEGASUS_KAFKA_BOOTSTRAP:-}" ]; then
   need java "install a Java 17+ runtime (the local Kafka broker runs on it), e.g. apt-get install openjdk-17-jre-headless"
   java_major=$(java -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2}')

@@ -24,12 +24,10 @@ import numpy as np
 import zstandard
 
 from pegasus_kafka.errors import StoreError
+from pegasus_kafka.ring import encoder
+from pegasus_kafka.ring.encoder import F_RAW, MAGIC, MODE_DECIMAL
 
-MAGIC = b"PB"
 VERSION = 1
-MODE_FLOAT, MODE_DECIMAL = 0, 1
-#: mode flag: the body is stored as it is, not zstd-compressed
-F_RAW = 0x80
 RAW_BELOW = 32
 #: samples decoded in one pass of :func:`decode_many`
 DECODE_SAMPLES = 1 << 18
@@ -45,17 +43,10 @@ _HEADER_DTYPE = np.dtype(
         ("t0", "<i8"),
     ]
 )
-_HEADER_SIZE = _HEADER_DTYPE.itemsize
-_MAX_EXACT = 2.0**52
+_HEADER_SIZE = encoder.HEADER_SIZE
+assert _HEADER_DTYPE.itemsize == _HEADER_SIZE
 
 _local = threading.local()
-
-
-def _cctx() -> zstandard.ZstdCompressor:
-    ctx = getattr(_local, "cctx", None)
-    if ctx is None:
-        ctx = _local.cctx = zstandard.ZstdCompressor(level=3)
-    return ctx
 
 
 def _dctx() -> zstandard.ZstdDecompressor:
@@ -90,132 +81,11 @@ class Samples:
         )
 
 
-def _within_group_delta(a: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """a[i] - a[i-1], with the previous value taken as 0 at each group's start."""
-    prev = np.concatenate(([0], a[:-1])).astype(a.dtype)
-    prev[starts] = 0
-    return a - prev
-
-
-def _scales(flat: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Per group, the smallest k in 0..6 for which every value is an exact k-place
-    decimal within 2**52 when scaled; -1 where none is (stored as float bits).
-
-    Each value's own smallest k is found first, each pass testing only the
-    values no earlier pass fitted; a group's candidate is the largest of its
-    values' (no smaller k fits the value that needs it). The other values of
-    the group are then tested at the candidate, and the few groups where a
-    value that fits at a smaller k fails at the larger one are searched k by k.
-    """
-    n = len(flat)
-    own = np.full(n, -1, np.int64)
-    left = np.arange(n)
-    for k in range(7):
-        fits = _fits(flat[left], 10.0**k)
-        own[left[fits]] = k
-        left = left[~fits]
-        if not len(left):
-            break
-    # A group with a value that never fits gets -1 from the minimum.
-    scale = np.maximum.reduceat(own, starts)
-    scale[np.minimum.reduceat(own, starts) < 0] = -1
-    gid = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, n)))
-    fscale = scale[gid]
-    # A value fits at its own k; only those of a group with a larger k need testing.
-    check = np.flatnonzero((fscale >= 0) & (own != fscale))
-    bad = check[~_fits(flat[check], 10.0 ** fscale[check])]
-    for g in np.unique(gid[bad]).tolist():
-        run = flat[starts[g] : (starts[g + 1] if g + 1 < len(starts) else n)]
-        scale[g] = next((k for k in range(7) if _fits(run, 10.0**k).all()), -1)
-    return scale
-
-
-def _fits(flat: np.ndarray, factor: np.ndarray | float) -> np.ndarray:
-    """Where ``flat`` scaled by ``factor`` is an integer within 2**52 that decodes
-    back to the same bits. Decoding divides an int64, whose zero is +0.0: adding
-    0.0 turns a rounded -0.0 into that, so -0.0 itself never fits."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        scaled = np.round(flat * factor)
-        scaled += 0.0
-        back = scaled / factor
-        return (np.abs(scaled) < _MAX_EXACT) & (back.view(np.uint64) == flat.view(np.uint64))
-
-
 def encode_many(s: Samples, starts: np.ndarray) -> list[bytes]:
-    """Encode consecutive runs of ``s`` (run g begins at ``starts[g]``) as one block each.
-
-    Everything but the final compression of each block is done for all runs
-    at once, which is what makes merging cheap.
-    """
-    n = len(s)
-    starts = np.asarray(starts, np.int64)
-    counts = np.diff(np.append(starts, n))
-    width = 1 if s.values.ndim == 1 else s.values.shape[1]
-    gid = np.repeat(np.arange(len(starts)), counts)
-    pos = np.arange(n) - starts[gid]
-    # Values laid out per run, limit columns one after another within a run.
-    fstarts, fcounts = starts * width, counts * width
-    dest = (fstarts[gid])[:, None] + np.arange(width)[None, :] * counts[gid][:, None] + pos[:, None]
-    flat = np.empty(n * width, np.float64)
-    flat[dest.ravel()] = np.ascontiguousarray(s.values, np.float64).reshape(n, width).ravel()
-    scale = _scales(flat, fstarts)
-    fscale = np.repeat(scale, fcounts)
-    with np.errstate(invalid="ignore", over="ignore"):
-        ints = np.where(fscale >= 0, np.round(flat * 10.0 ** np.maximum(fscale, 0)), 0)
-    ints = ints.astype(np.int64)
-    decimal = _within_group_delta(ints, fstarts).view(np.uint64)
-    bits = flat.view(np.uint64)
-    prev = np.concatenate(([np.uint64(0)], bits[:-1]))
-    prev[fstarts] = 0
-    values = np.where(fscale >= 0, decimal, bits ^ prev)
-    times = s.times.astype(np.int64)
-    # The header holds each run's first time; the column holds steps from it.
-    steps = _within_group_delta(times - times[starts][gid], starts)
-    raw = counts < RAW_BELOW
-    header = np.zeros(len(starts), _HEADER_DTYPE)
-    header["magic"], header["version"] = MAGIC, VERSION
-    header["mode"] = np.where(scale >= 0, MODE_DECIMAL, MODE_FLOAT) | np.where(raw, F_RAW, 0)
-    header["scale"] = np.maximum(scale, 0)
-    header["width"], header["has_changes"] = width, int(s.changes is not None)
-    header["n"], header["t0"] = counts, times[starts]
-    bytes_columns = [s.quality, s.role] + ([s.changes] if s.changes is not None else [])
-    cctx = _cctx()
-    made: list[bytes] = []
-    made_runs: list[np.ndarray] = []
-    # Runs of one length share a layout: they are built as the rows of one
-    # matrix (header, times, values, quality, role, transitions), so each
-    # block is one contiguous slice and no byte is placed on its own.
-    for c in np.unique(counts).tolist():
-        runs = np.flatnonzero(counts == c)
-        k = len(runs)
-        rows = (starts[runs][:, None] + np.arange(c)).ravel()
-        frows = (fstarts[runs][:, None] + np.arange(c * width)).ravel()
-        matrix = np.concatenate(
-            [
-                header[runs].view(np.uint8).reshape(k, _HEADER_SIZE),
-                _shuffled(steps[rows].reshape(k, c)),
-                _shuffled(values[frows].reshape(k, c * width)),
-                *(col[rows].astype(np.uint8).reshape(k, c) for col in bytes_columns),
-            ],
-            axis=1,
-        )
-        data, size = matrix.tobytes(), matrix.shape[1]
-        sliced = [data[i : i + size] for i in range(0, len(data), size)]
-        if not raw[runs[0]]:  # one length: all of them compressed, or none
-            sliced = [b[:_HEADER_SIZE] + cctx.compress(b[_HEADER_SIZE:]) for b in sliced]
-        made += sliced
-        made_runs.append(runs)
-    # Back from length order to run order.
-    order = np.argsort(np.concatenate(made_runs), kind="stable").tolist()
-    return [made[i] for i in order]
-
-
-def _shuffled(a: np.ndarray) -> np.ndarray:
-    """Rows of 8-byte values, byte-shuffled per row: byte j of value p at j * m + p."""
-    k, m = a.shape
-    return (
-        np.ascontiguousarray(a).view(np.uint8).reshape(k, m, 8).transpose(0, 2, 1).reshape(k, 8 * m)
-    )
+    """Encode consecutive runs of ``s`` (run g begins at ``starts[g]``) as one block each,
+    in one compiled call that runs without the GIL (:mod:`pegasus_kafka.ring.encoder`)."""
+    tails = [s.quality, s.role] + ([s.changes] if s.changes is not None else [])
+    return encoder.encode_runs(s.times, s.values, tails, starts, RAW_BELOW, VERSION)
 
 
 def encode(s: Samples) -> bytes:

@@ -244,8 +244,9 @@ def test_scales_are_the_smallest_exact_decimal_places_per_run() -> None:
         for _ in range(300)
     ]
     runs += [np.array([big[0], 0.25]), np.array([big[1]]), np.array([-0.0, 0.1])]
-    flat = np.concatenate(runs)
     starts = np.cumsum([0] + [len(r) for r in runs[:-1]])
-    got = blocks._scales(flat, starts)
-    assert got.tolist() == [_plain_scale(r) for r in runs]
-    assert -1 in got.tolist() and 0 in got.tolist() and 5 in got.tolist()
+    blobs = encode_many(_samples(np.concatenate(runs)), starts)
+    # The header's mode says decimal or not, and its scale byte the places.
+    got = [blob[4] if blob[3] & blocks.MODE_DECIMAL else -1 for blob in blobs]
+    assert got == [_plain_scale(r) for r in runs]
+    assert -1 in got and 0 in got and 5 in got
