@@ -8,8 +8,8 @@ is and may run at any moment, on any thread, without making two rings that
 applied the same offsets disagree. A single changed bit of a sample changes
 its hash, and so the digest.
 
-The mixer is SplitMix64's finaliser, applied column after column; numpy does
-it for a whole frame or block at once.
+The mixer is SplitMix64's finaliser, applied column after column, in one
+compiled loop over a whole frame or block.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 
+import numba
 import numpy as np
 
 from pegasus_kafka.ring.blocks import Samples
@@ -27,14 +28,43 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser, in place: every caller passes an array of its own."""
+@numba.njit(nogil=True, cache=True)
+def _mix(x: np.uint64) -> np.uint64:
+    """SplitMix64's finaliser."""
     x ^= x >> _S30
     x *= _M1
     x ^= x >> _S27
     x *= _M2
-    x ^= x >> _S31
-    return x
+    return x ^ (x >> _S31)
+
+
+@numba.njit(nogil=True, cache=True)
+def _sum_of_hashes(
+    seed: np.uint64,
+    ikeys: np.ndarray,
+    times: np.ndarray,
+    words: np.ndarray,
+    quality: np.ndarray,
+    role: np.ndarray,
+    changes: np.ndarray,
+) -> np.uint64:
+    """The sum modulo 2**64 of every sample's hash. ``words`` holds the value
+    bits, one column per value; ``changes`` is empty for all but status points."""
+    total = np.uint64(0)
+    has_changes = len(changes) > 0
+    for i in range(len(ikeys)):
+        h = _mix(np.uint64(ikeys[i]) ^ seed)
+        h = _mix(h ^ np.uint64(times[i]))
+        for c in range(words.shape[1]):
+            h = _mix(h ^ words[i, c])
+        flags = np.uint64(quality[i]) | (np.uint64(role[i]) << np.uint64(8))
+        if has_changes:
+            flags |= np.uint64(changes[i]) << np.uint64(16)
+        total += _mix(h ^ flags)
+    return total
+
+
+_NO_CHANGES = np.zeros(0, np.uint8)
 
 
 @lru_cache(maxsize=4096)
@@ -49,27 +79,26 @@ def _term(
     ikeys: np.ndarray,
     times: np.ndarray,
     values: np.ndarray,
-    flags: np.ndarray,
+    quality: np.ndarray,
+    role: np.ndarray,
+    changes: np.ndarray | None,
 ) -> int:
     n = len(ikeys)
     if n == 0:
         return 0
-    h = _mix(np.ascontiguousarray(ikeys, np.int64).view(np.uint64) ^ np.uint64(seed))
-    h ^= np.ascontiguousarray(times, np.int64).view(np.uint64)
-    h = _mix(h)
-    cols = np.ascontiguousarray(values, np.float64).reshape(n, -1).view(np.uint64)
-    for c in range(cols.shape[1]):
-        h ^= cols[:, c]
-        h = _mix(h)
-    h ^= flags
-    return int(_mix(h).sum(dtype=np.uint64))
-
-
-def _flags(quality: np.ndarray, role: np.ndarray | int, changes: np.ndarray | None) -> np.ndarray:
-    f = quality.astype(np.uint64) | (np.asarray(role, np.uint64) << np.uint64(8))
-    if changes is not None:
-        f = f | (changes.astype(np.uint64) << np.uint64(16))
-    return f
+    # One compiled loop without the GIL: the consumer thread digests every
+    # frame it applies, while the sealer thread may run meanwhile.
+    return int(
+        _sum_of_hashes(
+            np.uint64(seed),
+            np.ascontiguousarray(ikeys, np.int64),
+            np.ascontiguousarray(times, np.int64),
+            np.ascontiguousarray(values, np.float64).reshape(n, -1).view(np.uint64),
+            np.ascontiguousarray(quality, np.uint8),
+            np.ascontiguousarray(role, np.uint8),
+            _NO_CHANGES if changes is None else np.ascontiguousarray(changes, np.uint8),
+        )
+    )
 
 
 def frame_term(frame: Frame, host: str) -> int:
@@ -80,7 +109,9 @@ def frame_term(frame: Frame, host: str) -> int:
         frame.ikeys,
         np.full(frame.count, frame.scan_time_ms, np.int64),
         frame.values,
-        _flags(frame.quality, frame.role, changes),
+        frame.quality,
+        np.full(frame.count, frame.role, np.uint8),
+        changes,
     )
 
 
@@ -93,10 +124,4 @@ def samples_term(dtype: int, host: str, ikeys: np.ndarray, s: Samples) -> int:
     """The digest term of samples from one host, sample i of point ``ikeys[i]``
     (a segment's content)."""
     changes = s.changes if dtype == STATUS else None
-    return _term(
-        series_seed(dtype, host),
-        ikeys,
-        s.times,
-        s.values,
-        _flags(s.quality, s.role, changes),
-    )
+    return _term(series_seed(dtype, host), ikeys, s.times, s.values, s.quality, s.role, changes)
