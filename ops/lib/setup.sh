@@ -15,6 +15,9 @@ step "checking tools"
 need python3 "install Python 3.11 or newer"
 python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
   || fail "Python 3.11 or newer is needed; python3 is $(python3 --version 2>&1)"
+need cc "install a C compiler (the ring's kernels are compiled at install), e.g. apt-get install gcc"
+python3 -c 'import os, sysconfig, sys; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")) else 1)' \
+  || fail "Python's C headers are not installed (the ring's kernels are compiled at install), e.g. apt-get install python3-dev"
 python3 -c 'import ctypes.util, sys; sys.exit(0 if ctypes.util.find_library("zstd") else 1)' \
   || fail "libzstd is not installed (the ring's block encoder calls it), e.g. apt-get install libzstd1"
 if [ -z "${PEGASUS_KAFKA_BOOTSTRAP:-}" ]; then
@@ -30,7 +33,8 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv || fail "could not create .venv (on Debian/Ubuntu: apt-get install python3-venv)"
 fi
 stamp=".venv/.pegasus-installed"
-want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
+# What the install builds from: the dependencies and the compiled kernels.
+want="$(cat pyproject.toml setup.py pegasus_kafka/ring/_kernels.c | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --upgrade pip >&2 \
     || fail "pip could not reach the package index (check network access to PyPI)"

@@ -8,8 +8,10 @@ is and may run at any moment, on any thread, without making two rings that
 applied the same offsets disagree. A single changed bit of a sample changes
 its hash, and so the digest.
 
-The mixer is SplitMix64's finaliser, applied column after column, in one
-compiled loop over a whole frame or block.
+The mixer is SplitMix64's finaliser, applied column after column (ikey
+xor the series' seed, then the time, each value's bits, and the flags:
+quality, role << 8, transitions << 16), in one compiled loop over a whole
+frame or block (``_kernels.c``).
 """
 
 from __future__ import annotations
@@ -17,52 +19,11 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 
-import numba
 import numpy as np
 
+from pegasus_kafka.ring import _kernels
 from pegasus_kafka.ring.blocks import Samples
 from pegasus_kafka.schema import STATUS, Frame
-
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
-
-
-@numba.njit(nogil=True, cache=True)
-def _mix(x: np.uint64) -> np.uint64:
-    """SplitMix64's finaliser."""
-    x ^= x >> _S30
-    x *= _M1
-    x ^= x >> _S27
-    x *= _M2
-    return x ^ (x >> _S31)
-
-
-@numba.njit(nogil=True, cache=True)
-def _sum_of_hashes(
-    seed: np.uint64,
-    ikeys: np.ndarray,
-    times: np.ndarray,
-    words: np.ndarray,
-    quality: np.ndarray,
-    role: np.ndarray,
-    changes: np.ndarray,
-) -> np.uint64:
-    """The sum modulo 2**64 of every sample's hash. ``words`` holds the value
-    bits, one column per value; ``changes`` is empty for all but status points."""
-    total = np.uint64(0)
-    has_changes = len(changes) > 0
-    for i in range(len(ikeys)):
-        h = _mix(np.uint64(ikeys[i]) ^ seed)
-        h = _mix(h ^ np.uint64(times[i]))
-        for c in range(words.shape[1]):
-            h = _mix(h ^ words[i, c])
-        flags = np.uint64(quality[i]) | (np.uint64(role[i]) << np.uint64(8))
-        if has_changes:
-            flags |= np.uint64(changes[i]) << np.uint64(16)
-        total += _mix(h ^ flags)
-    return total
-
 
 _NO_CHANGES = np.zeros(0, np.uint8)
 
@@ -86,18 +47,18 @@ def _term(
     n = len(ikeys)
     if n == 0:
         return 0
+    words = np.ascontiguousarray(values, np.float64).reshape(n, -1)
     # One compiled loop without the GIL: the consumer thread digests every
     # frame it applies, while the sealer thread may run meanwhile.
-    return int(
-        _sum_of_hashes(
-            np.uint64(seed),
-            np.ascontiguousarray(ikeys, np.int64),
-            np.ascontiguousarray(times, np.int64),
-            np.ascontiguousarray(values, np.float64).reshape(n, -1).view(np.uint64),
-            np.ascontiguousarray(quality, np.uint8),
-            np.ascontiguousarray(role, np.uint8),
-            _NO_CHANGES if changes is None else np.ascontiguousarray(changes, np.uint8),
-        )
+    return _kernels.sum_of_hashes(
+        seed,
+        np.ascontiguousarray(ikeys, np.int64),
+        np.ascontiguousarray(times, np.int64),
+        words,
+        words.shape[1],
+        np.ascontiguousarray(quality, np.uint8),
+        np.ascontiguousarray(role, np.uint8),
+        _NO_CHANGES if changes is None else np.ascontiguousarray(changes, np.uint8),
     )
 
 

@@ -32,7 +32,7 @@ from pegasus_kafka.kafka.registry import (
     server_key,
     snapshot_peer,
 )
-from pegasus_kafka.ring import jit, metrics
+from pegasus_kafka.ring import metrics
 from pegasus_kafka.ring.base import ApplyResult, Materialiser
 from pegasus_kafka.ring.malloc import tune_malloc
 from pegasus_kafka.ring.promote import Promoter
@@ -64,8 +64,6 @@ class RingServer:
         self.endpoint = endpoint
         self.data_dir = Path(cfg.store.data_dir) / ring / server_id
         tune_malloc()
-        # Before any partition is assigned (see :mod:`pegasus_kafka.ring.jit`).
-        jit.warm()
         share_memory(cfg.store.memtable_mb << 20, cfg.store.block_cache_mb << 20)
         self.parts: dict[tuple[str, int], Materialiser] = {}
         self.lag: dict[tuple[str, int], int] = {}

@@ -250,3 +250,17 @@ def test_scales_are_the_smallest_exact_decimal_places_per_run() -> None:
     got = [blob[4] if blob[3] & blocks.MODE_DECIMAL else -1 for blob in blobs]
     assert got == [_plain_scale(r) for r in runs]
     assert -1 in got and 0 in got and 5 in got
+
+
+def test_the_compiled_kernels_refuse_columns_that_do_not_match() -> None:
+    from pegasus_kafka.ring import _kernels
+
+    times, values = np.arange(10, dtype=np.int64), np.zeros(10)
+    tails, starts = np.zeros(20, np.uint8), np.array([0, 4], np.int64)
+    assert len(_kernels.encode_runs(times, values, tails, starts, 1, 2, 32, 1, 3)) == 2
+    with pytest.raises(ValueError, match="different lengths"):
+        _kernels.encode_runs(times, values[:9], tails, starts, 1, 2, 32, 1, 3)
+    with pytest.raises(ValueError, match="out of order or out of range"):
+        _kernels.encode_runs(times, values, tails, np.array([4, 0], np.int64), 1, 2, 32, 1, 3)
+    with pytest.raises(ValueError, match="different lengths"):
+        _kernels.sum_of_hashes(1, times, times[:5], values, 1, tails[:10], tails[:10], tails[:0])
