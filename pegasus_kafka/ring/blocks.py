@@ -25,7 +25,7 @@ import zstandard
 
 from pegasus_kafka.errors import StoreError
 from pegasus_kafka.ring import encoder
-from pegasus_kafka.ring.encoder import F_RAW, MAGIC, MODE_DECIMAL
+from pegasus_kafka.ring.encoder import F_RAW, HEADER_SIZE, MAGIC, MODE_DECIMAL
 
 VERSION = 1
 RAW_BELOW = 32
@@ -43,7 +43,7 @@ _HEADER_DTYPE = np.dtype(
         ("t0", "<i8"),
     ]
 )
-_HEADER_SIZE = encoder.HEADER_SIZE
+_HEADER_SIZE = HEADER_SIZE
 assert _HEADER_DTYPE.itemsize == _HEADER_SIZE
 
 _local = threading.local()

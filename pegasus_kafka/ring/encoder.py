@@ -20,11 +20,10 @@ from pegasus_kafka.errors import StoreError
 from pegasus_kafka.ring import _kernels
 
 # The header the encoder writes: magic, version, mode, scale, width, has
-# changes, n (u32), t0 (i64); the mode is MODE_DECIMAL or MODE_FLOAT, with
-# F_RAW when the body is stored as it is, not zstd-compressed.
+# changes, n (u32), t0 (i64); the mode is MODE_DECIMAL (else float bits),
+# with F_RAW when the body is stored as it is, not zstd-compressed.
 MAGIC = _kernels.MAGIC
 HEADER_SIZE = _kernels.HEADER_SIZE
-MODE_FLOAT = _kernels.MODE_FLOAT
 MODE_DECIMAL = _kernels.MODE_DECIMAL
 F_RAW = _kernels.F_RAW
 #: zstd level of block bodies
@@ -43,13 +42,12 @@ def encode_runs(
     columns (quality, role and, for status points, transitions); run g begins
     at ``starts[g]``. Blocks of fewer than ``raw_below`` samples keep their
     body as it is."""
-    n = len(times)
     width = 1 if values.ndim == 1 else int(values.shape[1])
     try:
         return _kernels.encode_runs(
             np.ascontiguousarray(times, np.int64),
             np.ascontiguousarray(values, np.float64),
-            np.ascontiguousarray(np.stack(tails) if n else np.zeros(0), np.uint8),
+            np.ascontiguousarray(np.stack(tails), np.uint8),
             np.ascontiguousarray(starts, np.int64),
             width,
             len(tails),
