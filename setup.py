@@ -1,4 +1,5 @@
-"""Builds the ring's compiled kernels (pegasus_kafka/ring/_kernels.c)."""
+"""Builds the compiled kernels: the ring's (pegasus_kafka/ring/_kernels.c) and
+the Avro record check (pegasus_kafka/_avro.c)."""
 
 from setuptools import Extension, setup
 
@@ -10,6 +11,11 @@ setup(
             # Bit-exact floating point: no fused multiply-adds, no fast math.
             extra_compile_args=["-O2", "-ffp-contract=off"],
             libraries=["dl"],
-        )
+        ),
+        Extension(
+            "pegasus_kafka._avro",
+            sources=["pegasus_kafka/_avro.c"],
+            extra_compile_args=["-O2"],
+        ),
     ]
 )

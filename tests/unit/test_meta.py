@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
-from pegasus_kafka.ring import records as records_mod
 from pegasus_kafka.ring.records import MetaPartition, PointMatch
 from pegasus_kafka.ring.store import PartitionStore
-from pegasus_kafka.schema import codec
+from pegasus_kafka.schema import RecordCodec, codec
 
 
 def meta(ikey: int, version: int, name: str, substation: str = "SS1") -> dict[str, Any]:
@@ -99,14 +98,14 @@ def test_the_second_hosts_copies_are_duplicates_without_decoding(
     part = open_meta(tmp_path / "m")
     part.apply(first[:2])
     decoded = 0
-    original = records_mod.decode_record
+    original = RecordCodec.decode
 
-    def counting(name: str, value: bytes | None) -> dict[str, Any]:
+    def counting(self: RecordCodec, value: bytes | None) -> dict[str, Any]:
         nonlocal decoded
         decoded += 1
-        return original(name, value)
+        return original(self, value)
 
-    monkeypatch.setattr(records_mod, "decode_record", counting)
+    monkeypatch.setattr(RecordCodec, "decode", counting)
     # Within a batch and across: the other host's copies, in its own order;
     # one with a key naming another point; one older version.
     second = [
@@ -118,7 +117,27 @@ def test_the_second_hosts_copies_are_duplicates_without_decoding(
     ]
     result = part.apply(first[2:] + second)
     assert (result.applied, result.duplicates) == (1, 5)
-    assert decoded == 3, "the new version, the mis-keyed copy, the older version"
+    assert decoded == 0, "versions are compared without decoding any record"
     assert [r["name"] for r in part.versions(5)] == ["A", "B"]
     assert [r["name"] for r in part.versions(6)] == ["C"]
+    part.close()
+
+
+def test_bad_records_are_skipped_and_the_rest_applied(tmp_path: Path) -> None:
+    enc = codec("pegasus.PointMeta")
+    good = enc.encode(meta(7, 1, "A"))
+    batch = [
+        (0, b"7", good[:-2]),  # cut short
+        (1, b"7", None),
+        (2, b"7", enc.encode(meta(7, -1, "negative version"))),
+        (3, b"7", good),
+        (4, b"8", enc.encode(meta(8, 1, "B"))),
+    ]
+    part = open_meta(tmp_path / "m")
+    result = part.apply(batch)
+    assert result.applied == 2 and [offset for offset, _ in result.dead] == [0, 1, 2]
+    assert "version -1 out of range" in result.dead[2][1]
+    assert [r["name"] for r in part.versions(7)] == ["A"]
+    assert part.store.applied_offset == 5
+    assert part.scan_digest()[1] == part.scan_digest()[2]
     part.close()
