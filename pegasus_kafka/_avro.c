@@ -1,12 +1,14 @@
 /*
- * A compiled check of Avro records against a flat record schema, reading a
- * few integer fields out of each.
+ * A compiled check of Avro records against a flat record schema, finding a
+ * few fields in each: an integer's value, or where a string's or bytes'
+ * content starts and ends.
  *
- * A ring server applies every point-metadata record its partitions hold,
- * and needs only three integers of each; decoding each record into a dict
- * costs more than everything else the server does with it. scan() checks a
- * whole batch in one call, without the GIL, and builds no Python object
- * per record.
+ * A ring server applies every record its partitions hold, and needs only a
+ * few fields of each: three integers of a point's metadata, a scan frame's
+ * header and where its columns lie. Decoding each record into a dict costs
+ * more than the rest of what the server does with a metadata record, and
+ * copies a frame's columns. scan() checks a whole batch in one call,
+ * without the GIL, and builds no Python object per record.
  *
  * It is stricter than a full decoder, never looser: a record it accepts
  * decodes, and gives the same integers. It refuses what a decoder might
@@ -27,7 +29,9 @@ enum { OP_LONG = 1, OP_INT, OP_FLOAT, OP_DOUBLE, OP_BOOLEAN, OP_STRING, OP_BYTES
 enum { OK = 0, NOT_BYTES, TRUNCATED, BAD_VARINT, BAD_ENUM, BAD_UTF8, BAD_LENGTH, TRAILING,
        BAD_BOOLEAN };
 
-#define STEP 6 /* op (1 byte), output slot (1 byte, 255: none), argument (4 bytes LE) */
+/* op (1 byte), output slot (1 byte, 255: none), argument (4 bytes LE). A
+ * string, bytes or fixed field fills two slots: its content's start and end. */
+#define STEP 6
 #define NO_SLOT 255
 
 /* One zigzag varint of at most 64 bits. */
@@ -82,8 +86,11 @@ static int valid_utf8(const uint8_t *s, int64_t n) {
     return 1;
 }
 
-static int check(const uint8_t *prog, Py_ssize_t steps, const uint8_t *p, const uint8_t *end,
+static int is_span(uint8_t op) { return op == OP_STRING || op == OP_BYTES || op == OP_FIXED; }
+
+static int check(const uint8_t *prog, Py_ssize_t steps, const uint8_t *begin, const uint8_t *end,
                  int64_t *out) {
+    const uint8_t *p = begin;
     for (Py_ssize_t s = 0; s < steps; s++) {
         const uint8_t *step = prog + s * STEP;
         uint8_t op = step[0], slot = step[1];
@@ -110,19 +117,24 @@ static int check(const uint8_t *prog, Py_ssize_t steps, const uint8_t *p, const 
         case OP_FIXED: {
             int64_t size = op == OP_FLOAT ? 4 : op == OP_DOUBLE ? 8 : (int64_t)arg;
             if (end - p < size) return TRUNCATED;
+            v = p - begin;
+            if (op == OP_FIXED && slot != NO_SLOT) out[slot + 1] = v + size;
             p += size;
             break;
         }
         case OP_STRING:
-        case OP_BYTES:
-            rc = read_long(&p, end, &v);
+        case OP_BYTES: {
+            int64_t size;
+            rc = read_long(&p, end, &size);
             if (rc != OK) return rc;
-            if (v < 0) return BAD_LENGTH;
-            if (end - p < v) return TRUNCATED;
-            if (op == OP_STRING && !valid_utf8(p, v)) return BAD_UTF8;
-            p += v;
-            v = 0;
+            if (size < 0) return BAD_LENGTH;
+            if (end - p < size) return TRUNCATED;
+            if (op == OP_STRING && !valid_utf8(p, size)) return BAD_UTF8;
+            v = p - begin;
+            if (slot != NO_SLOT) out[slot + 1] = v + size;
+            p += size;
             break;
+        }
         case OP_NULL:
             break;
         default:
@@ -142,9 +154,11 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     Py_ssize_t steps = prog.len / STEP;
     const uint8_t *code = prog.buf;
     int bad = prog.len % STEP != 0 || nout < 0 || nout > NO_SLOT;
-    for (Py_ssize_t s = 0; !bad && s < steps; s++)
-        bad = code[s * STEP] < OP_LONG || code[s * STEP] > OP_FIXED ||
-              (code[s * STEP + 1] != NO_SLOT && code[s * STEP + 1] >= nout);
+    for (Py_ssize_t s = 0; !bad && s < steps; s++) {
+        uint8_t op = code[s * STEP], slot = code[s * STEP + 1];
+        bad = op < OP_LONG || op > OP_FIXED ||
+              (slot != NO_SLOT && slot + is_span(op) >= nout);
+    }
     if (bad) {
         PyBuffer_Release(&prog);
         PyErr_SetString(PyExc_ValueError, "not a scan program");
@@ -191,8 +205,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
      "scan(program, nout, values) -> (status, fields): check each value against a compiled "
-     "record schema; status 0 where it holds, with its nout integer fields (int64, native "
-     "order) in fields."},
+     "record schema; status 0 where it holds, with its nout slots (int64, native order) in "
+     "fields."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_avro", NULL, -1, methods};

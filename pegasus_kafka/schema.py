@@ -13,7 +13,6 @@ import io
 import json
 import os
 import re
-import struct
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -23,7 +22,6 @@ import fastavro
 import numpy as np
 from fastavro.schema import parse_schema
 
-import pegasus_kafka._avro as _avro
 from pegasus_kafka.errors import MalformedRecord, SchemaError
 
 DATA_TYPES = ("ANALOG", "LIMIT", "ACCUMULATOR", "STATUS")
@@ -129,34 +127,6 @@ class RecordCodec:
             raise MalformedRecord(self.name, "not a record")
         return record
 
-    def fields(
-        self, values: list[bytes | None], names: tuple[str, ...]
-    ) -> tuple[list[str | None], list[list[int]]]:
-        """Whether each of ``values`` is a record of this type, and its integer
-        fields ``names`` (long, int, enum index or boolean), field by field.
-
-        The first list holds None for each record, and why it is not one for
-        each other value, as :meth:`decode` says. One compiled check covers the
-        whole list (:mod:`pegasus_kafka._avro`) and builds no record. It accepts
-        only what :meth:`decode` reads, with the same integers, and may refuse
-        more: a refused value is decoded here, and the decoder has the last
-        word. Values that are not records get zeros.
-        """
-        status, raw = _avro.scan(_program(self.name, names), len(names), values)
-        columns = np.frombuffer(raw, np.int64).reshape(len(values), len(names)).T.tolist()
-        problems: list[str | None] = [None] * len(values)
-        for i, code in enumerate(status):
-            if code == 0:
-                continue
-            try:
-                record = self.decode(values[i])
-            except MalformedRecord as exc:
-                problems[i] = str(exc)
-                continue
-            for column, name in zip(columns, names, strict=True):
-                column[i] = _as_int(record[name], self.schema, name)
-        return problems, columns
-
 
 @cache
 def codec(name: str) -> RecordCodec:
@@ -221,7 +191,12 @@ def _column(rec: dict[str, Any], name: str, dtype: str, expected: int) -> np.nda
 
 def decode_frame(data: bytes | None) -> Frame:
     """Decode a scan frame; malformed bytes raise :class:`MalformedRecord`."""
-    rec = codec("pegasus.ScanFrame").decode(data)
+    return frame_of(codec("pegasus.ScanFrame").decode(data))
+
+
+def frame_of(rec: dict[str, Any]) -> Frame:
+    """The frame a decoded ScanFrame record holds, its columns as numpy views
+    of the record's bytes (bytes or memoryviews)."""
     n = rec["count"]
     if n < 0:
         raise MalformedRecord("pegasus.ScanFrame", f"negative count {n}")
@@ -287,66 +262,6 @@ def _wire_types(schema: Any) -> Any:
     if isinstance(schema, list):
         return [_wire_types(v) for v in schema]
     return schema
-
-
-_PRIMITIVE_OPS = {
-    "long": _avro.OP_LONG,
-    "int": _avro.OP_INT,
-    "float": _avro.OP_FLOAT,
-    "double": _avro.OP_DOUBLE,
-    "boolean": _avro.OP_BOOLEAN,
-    "string": _avro.OP_STRING,
-    "bytes": _avro.OP_BYTES,
-    "null": _avro.OP_NULL,
-}
-_INTEGER_OPS = (_avro.OP_LONG, _avro.OP_INT, _avro.OP_ENUM, _avro.OP_BOOLEAN)
-
-
-def _field_type(schema: Any) -> Any:
-    """A field's type, named types looked up and logical types dropped."""
-    if isinstance(schema, str):
-        if schema in _PRIMITIVE_OPS:
-            return schema
-        if schema not in schemas():
-            raise SchemaError(f"no compiled check for type {schema}")
-        return schemas()[schema]
-    if isinstance(schema, dict) and schema.get("type") in _PRIMITIVE_OPS:
-        return schema["type"]
-    return schema
-
-
-@cache
-def _program(name: str, wanted: tuple[str, ...]) -> bytes:
-    """Record type ``name`` as a program for :func:`pegasus_kafka._avro.scan`:
-    one step per field, each wanted field's value written to its slot.
-    Only flat records compile: fields of primitive, enum and fixed types."""
-    steps = []
-    for field in schemas()[name]["fields"]:
-        kind = _field_type(field["type"])
-        slot = wanted.index(field["name"]) if field["name"] in wanted else _avro.NO_SLOT
-        if isinstance(kind, str):
-            op, arg = _PRIMITIVE_OPS[kind], 0
-        elif isinstance(kind, dict) and kind.get("type") == "enum":
-            op, arg = _avro.OP_ENUM, len(kind["symbols"])
-        elif isinstance(kind, dict) and kind.get("type") == "fixed":
-            op, arg = _avro.OP_FIXED, int(kind["size"])
-        else:
-            raise SchemaError(f"{name}.{field['name']}: no compiled check for its type")
-        if slot != _avro.NO_SLOT and op not in _INTEGER_OPS:
-            raise SchemaError(f"{name}.{field['name']} is not an integer field")
-        steps.append(struct.pack("<BBI", op, slot, arg))
-    missing = set(wanted) - {f["name"] for f in schemas()[name]["fields"]}
-    if missing:
-        raise SchemaError(f"{name} has no fields {sorted(missing)}")
-    return b"".join(steps)
-
-
-def _as_int(value: Any, schema: Any, name: str) -> int:
-    """A decoded integer field as :func:`_program` reads it (an enum as its index)."""
-    if isinstance(value, str):
-        field = next(f for f in schema["fields"] if f["name"] == name)
-        return int(_field_type(field["type"])["symbols"].index(value))
-    return int(value)
 
 
 def decode_record(name: str, data: bytes | None) -> dict[str, Any]:

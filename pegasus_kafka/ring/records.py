@@ -11,11 +11,12 @@ import struct
 from dataclasses import dataclass
 from typing import Any, cast
 
+from pegasus_kafka.batchread import int_fields
 from pegasus_kafka.errors import MalformedRecord
 from pegasus_kafka.kafka.messages import Record
 from pegasus_kafka.ring.base import ApplyResult, Materialiser
 from pegasus_kafka.ring.store import Batch, PartitionStore, raw_items, u64
-from pegasus_kafka.schema import codec, decode_record
+from pegasus_kafka.schema import decode_record
 
 _SIGN = 1 << 63
 _VERSION = struct.Struct(">I")
@@ -147,12 +148,12 @@ class MetaPartition(RecordPartition):
 
         Both hosts' collectors send every version, so about half the records
         repeat one already kept. Records are checked all at once, reading only
-        the fields the layout needs (:meth:`~pegasus_kafka.schema.RecordCodec.fields`);
+        the fields the layout needs (:func:`~pegasus_kafka.batchread.int_fields`);
         the bytes kept are the bytes received.
         """
         result = ApplyResult()
         values = [value for _, _, value in records]
-        problems, (ikeys, versions, valid_from) = codec(self.RECORD).fields(values, self.FIELDS)
+        problems, (ikeys, versions, valid_from) = int_fields(self.RECORD, values, self.FIELDS)
         with self.lock:
             known = self._newest_versions(
                 {k for k, problem in zip(ikeys, problems, strict=True) if problem is None}

@@ -62,6 +62,7 @@ from typing import Any
 
 import numpy as np
 
+from pegasus_kafka.batchread import decode_frames
 from pegasus_kafka.errors import MalformedRecord, StoreError
 from pegasus_kafka.kafka.messages import Record
 from pegasus_kafka.ring import blocks, content, rollup, segments, tiers, trend
@@ -245,11 +246,10 @@ class ScanPartition(Sealing, Materialiser):
         result = ApplyResult()
         with self.lock:
             batch = self.store.begin()
-            for offset, _key, value in records:
-                try:
-                    frame = decode_frame(value)
-                except MalformedRecord as exc:
-                    self._skip(batch, result, offset, str(exc))
+            frames = decode_frames([value for _, _, value in records])
+            for (offset, _key, value), frame in zip(records, frames, strict=True):
+                if isinstance(frame, MalformedRecord):
+                    self._skip(batch, result, offset, str(frame))
                     continue
                 if self._is_duplicate(frame):
                     result.duplicates += 1

@@ -5,6 +5,7 @@ import random
 import numpy as np
 import pytest
 
+from pegasus_kafka.batchread import decode_frames, int_fields
 from pegasus_kafka.errors import MalformedRecord, SchemaError
 from pegasus_kafka.schema import (
     BACKUP,
@@ -221,7 +222,7 @@ def test_fields_agree_with_the_decoder_on_every_value() -> None:
         for k, v, n in [(7, 1, "x"), (-(2**63), -5, "é"), (2**63 - 1, 2**31 - 1, "日本\U0001f600")]
     ]
     values = good + _mutants(good, 3000, seed=5)
-    problems, columns = enc.fields(values, names)
+    problems, columns = int_fields(enc.name, values, names)
     accepted = 0
     for i, value in enumerate(values):
         try:
@@ -242,9 +243,9 @@ def test_fields_agree_with_the_decoder_on_every_value() -> None:
 
 def test_fields_refuse_a_type_they_cannot_check() -> None:
     with pytest.raises(SchemaError):
-        codec("pegasus.SystemEvent").fields([], ("seq",))
+        int_fields("pegasus.SystemEvent", [], ("seq",))
     with pytest.raises(SchemaError):
-        codec("pegasus.PointMeta").fields([], ("name",))
+        int_fields("pegasus.PointMeta", [], ("name",))
 
 
 def test_why_a_record_is_malformed_is_the_same_every_time() -> None:
@@ -257,3 +258,34 @@ def test_why_a_record_is_malformed_is_the_same_every_time() -> None:
             enc.decode(bytes(cut))
         reasons.add(str(caught.value))
     assert len(reasons) == 1 and "0x" not in reasons.pop()
+
+
+def test_frames_read_in_a_batch_are_the_frames_decoded_one_by_one() -> None:
+    good = [encode_frame(_frame(dtype)) for dtype in range(4)]
+    values = good + _mutants(good, 2000, seed=9)
+    batch = decode_frames(values)
+    accepted = 0
+    for value, got in zip(values, batch, strict=True):
+        try:
+            want = decode_frame(value)
+        except MalformedRecord as exc:
+            assert isinstance(got, MalformedRecord) and str(got) == str(exc)
+            continue
+        accepted += 1
+        assert isinstance(got, Frame)
+        assert (got.site, got.host, got.role, got.seq, got.scan_time_ms) == (
+            want.site,
+            want.host,
+            want.role,
+            want.seq,
+            want.scan_time_ms,
+        )
+        assert (got.scan_period_ms, got.data_type, got.chunk) == (
+            want.scan_period_ms,
+            want.data_type,
+            want.chunk,
+        )
+        for column in ("ikeys", "values", "quality", "changes"):
+            np.testing.assert_array_equal(getattr(got, column), getattr(want, column))
+            assert getattr(got, column).dtype == getattr(want, column).dtype
+    assert accepted > len(good) + 50, "the mutants include frames that still decode"
