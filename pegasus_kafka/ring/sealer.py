@@ -8,6 +8,14 @@ What a seal writes, and the digest, do not depend on when it runs (see
 asked, one generation at a time, so no partition waits behind another's
 whole backlog.
 
+While the server catches up, ingest outruns the seals. A partition that
+holds more than :data:`MAX_PENDING` frozen generations holds its ingest
+back: the consumer thread seals too, until the partition is back within
+the bound. It takes the next partition no thread is sealing, which need not
+be its own, so the two threads seal different partitions side by side and
+neither waits for the other's seal; when every partition that waits is
+being sealed, it waits for a seal to end.
+
 A live server's ingest comes first. When the server is in sync, a batch
 that did not fill holds the log's end: new data, waiting to become
 queryable. While the consumer thread applies such a batch, and until
@@ -45,7 +53,10 @@ GIVE_WAY_S = 0.1
 class Sealer:
     def __init__(self, ring: str) -> None:
         self.ring = ring
+        #: partitions with seals to do, in the order they asked
         self._queue: OrderedDict[int, Materialiser] = OrderedDict()
+        #: partitions a thread is sealing
+        self._busy: set[int] = set()
         self._cond = threading.Condition()
         self._stopped = False
         self._live_batch = False
@@ -56,23 +67,67 @@ class Sealer:
         self._thread.start()
 
     def offer(self, mat: Materialiser) -> None:
-        """Seal ``mat``'s pending generations soon; when it holds more than
-        :data:`MAX_PENDING`, seal one now on the caller's thread (back-pressure)."""
-        if mat.pending_seals() > MAX_PENDING:
-            # While the consumer thread waits here, it applies nothing; and its
-            # seal may first wait for the sealer's seal of this partition, which
-            # must not give way to the batch that waits for it.
-            with self._applied:
-                live, self._live_batch = self._live_batch, False
-                self._applied.notify_all()
-            try:
-                self._seal_one(mat, inline=True)
-            finally:
-                with self._applied:
-                    self._live_batch = live
+        """Seal ``mat``'s pending generations soon; while it holds more than
+        :data:`MAX_PENDING`, seal on the caller's thread too (back-pressure)."""
         with self._cond:
             self._queue.setdefault(id(mat), mat)
             self._cond.notify()
+        if mat.pending_seals() <= MAX_PENDING:
+            return
+        # While the consumer thread seals, it applies nothing; and the
+        # sealer's seals must not give way to the batch that waits for them.
+        with self._applied:
+            live, self._live_batch = self._live_batch, False
+            self._applied.notify_all()
+        try:
+            while mat.pending_seals() > MAX_PENDING:
+                other = self._next(waiting=mat)
+                if other is None:
+                    return
+                if not self._seal_claimed(other, inline=True) and other is mat:
+                    return  # its seal failed: ingest goes on, the next open seals
+        finally:
+            with self._applied:
+                self._live_batch = live
+
+    def _next(self, waiting: Materialiser | None = None) -> Materialiser | None:
+        """Claim the next partition to seal, waiting for one while every
+        partition with seals to do is being sealed. None once stopped, or once
+        no thread will seal ``waiting`` (its seal failed)."""
+        with self._cond:
+            while not self._stopped:
+                mat = self._claim()
+                if mat is not None:
+                    return mat
+                if waiting is not None and id(waiting) not in self._busy:
+                    return None
+                self._cond.wait()
+            return None
+
+    def _claim(self) -> Materialiser | None:
+        """The partition that asked first among those no thread is sealing,
+        taken from the queue; the caller holds ``_cond``."""
+        for key, mat in self._queue.items():
+            if key not in self._busy:
+                del self._queue[key]
+                self._busy.add(key)
+                return mat
+        return None
+
+    def _seal_claimed(self, mat: Materialiser, inline: bool = False) -> bool:
+        """Seal one generation of a claimed partition, then queue it again while
+        it has more to do; False when nothing was sealed."""
+        done = again = False
+        try:
+            done = self._seal_one(mat, inline)
+            again = done and mat.pending_seals() > 0
+        finally:
+            with self._cond:
+                self._busy.discard(id(mat))
+                if again:
+                    self._queue.setdefault(id(mat), mat)
+                self._cond.notify_all()
+        return done
 
     @contextmanager
     def applying(self, live: bool) -> Iterator[None]:
@@ -117,20 +172,12 @@ class Sealer:
         return done
 
     def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._stopped:
-                    self._cond.wait()
-                if self._stopped:
-                    return
-                _, mat = self._queue.popitem(last=False)
-            if self._seal_one(mat) and mat.pending_seals():
-                with self._cond:
-                    self._queue.setdefault(id(mat), mat)
+        while (mat := self._next()) is not None:
+            self._seal_claimed(mat)
 
     def stop(self) -> None:
         """Stop after the seal in progress; pending ones wait for the next open."""
         with self._cond:
             self._stopped = True
-            self._cond.notify()
+            self._cond.notify_all()
         self._thread.join(timeout=120)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 from pegasus_kafka.ring import sealer as sealer_mod
@@ -21,7 +22,7 @@ class _Partition:
         self.pending = MAX_PENDING + 1
         self.seal_lock = threading.Lock()
         self.sealer_started = threading.Event()
-        self.store: Any = None
+        self.store: Any = SimpleNamespace(path="part")
 
     def pending_seals(self) -> int:
         return self.pending
@@ -37,10 +38,10 @@ class _Partition:
             return True
 
 
-def test_a_back_pressure_seal_does_not_wait_for_the_sealer_giving_way_to_it() -> None:
-    """The consumer thread, in a live batch, waits for a seal that first waits
-    for the sealer's seal of the same partition. The sealer must not give way
-    to that batch, which applies nothing until the seals are done."""
+def test_back_pressure_does_not_wait_for_the_sealer_giving_way_to_it() -> None:
+    """The consumer thread, in a live batch, waits for the sealer's seal of the
+    partition it offers. The sealer must not give way to that batch, which
+    applies nothing until the seal is done."""
     part = _Partition()
     sealer = Sealer("r")
     try:
@@ -64,6 +65,55 @@ def test_a_back_pressure_seal_does_not_wait_for_the_sealer_giving_way_to_it() ->
         # Giving way to the batch, the sealer's seal alone would take
         # PIECES * GIVE_WAY_S (2 s).
         assert waited < PIECES * sealer_mod.GIVE_WAY_S / 2
-        assert part.pending == MAX_PENDING - 1
+        assert part.pending <= MAX_PENDING
+    finally:
+        sealer.stop()
+
+
+def test_back_pressure_seals_another_partition_beside_the_sealer() -> None:
+    """While the sealer seals one partition, the consumer thread, held back by
+    another, seals that other one at the same time, and does not wait."""
+    busy, held = _Partition(), _Partition()
+    release = threading.Event()
+    sealer = Sealer("r")
+    try:
+        original = busy.seal
+
+        def slow_seal(pause: Callable[[], None] = lambda: None) -> bool:
+            release.wait(10)
+            return original(pause)
+
+        busy.seal = slow_seal  # type: ignore[method-assign]
+        with sealer._cond:
+            sealer._queue[id(busy)] = busy  # type: ignore[assignment]
+            sealer._cond.notify()
+        deadline = time.monotonic() + 10
+        while id(busy) not in sealer._busy and time.monotonic() < deadline:
+            time.sleep(0.01)  # poll: the sealer thread claims it
+        started = time.monotonic()
+        sealer.offer(held)  # type: ignore[arg-type]
+        waited = time.monotonic() - started
+        assert held.pending <= MAX_PENDING and busy.pending == MAX_PENDING + 1
+        assert waited < 5, "it sealed its own partition without waiting for the other"
+        release.set()
+    finally:
+        release.set()
+        sealer.stop()
+
+
+def test_back_pressure_ends_when_its_partitions_seal_fails() -> None:
+    """A seal that fails leaves its generations for the next open; the consumer
+    thread goes on applying instead of waiting for it."""
+    part = _Partition()
+
+    def failing(pause: Callable[[], None] = lambda: None) -> bool:
+        raise OSError("disk")
+
+    part.seal = failing  # type: ignore[method-assign]
+    sealer = Sealer("r")
+    try:
+        done = threading.Event()
+        threading.Thread(target=lambda: (sealer.offer(part), done.set()), daemon=True).start()  # type: ignore[arg-type,func-returns-value]
+        assert done.wait(10)
     finally:
         sealer.stop()
