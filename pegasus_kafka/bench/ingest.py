@@ -17,6 +17,7 @@ burst every 5 s.
 
 from __future__ import annotations
 
+import functools
 import resource
 import shutil
 import tempfile
@@ -140,7 +141,10 @@ def _compacted_bytes(cfg: Config) -> int:
     total = 0
     st = cfg.store
     for path in Path(cfg.store.data_dir).glob(f"*/*/{cfg.scan_topic}-*"):
-        part = ScanPartition(open_store(path), st.seal_samples, st.seal_span_ms)
+        fetch = functools.partial(
+            clients.read_range, cfg, cfg.scan_topic, int(path.name.rsplit("-", 1)[1])
+        )
+        part = ScanPartition(open_store(path), st.seal_samples, st.seal_span_ms, fetch)
         while part.seal():  # the server stopped before sealing every frozen head
             pass
         store = part.store

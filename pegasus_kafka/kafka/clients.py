@@ -8,9 +8,12 @@ the passthrough.
 from __future__ import annotations
 
 import logging
+import time
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from pegasus_kafka.config import Config
@@ -97,3 +100,35 @@ def check_reachable(cfg: Config, timeout: float = 10.0) -> int:
     except KafkaException as exc:
         raise KafkaUnavailable.wrap(f"cannot reach Kafka at {cfg.kafka.bootstrap}", exc) from None
     return len(md.brokers)
+
+
+def read_range(
+    cfg: Config, topic: str, partition: int, first: int, end: int, timeout: float = 60.0
+) -> Iterator[tuple[int, bytes | None]]:
+    """(offset, value) of a partition's records in ``[first, end)``, in offset
+    order, read outside any consumer group; the record at ``end - 1`` must
+    exist. Offsets the topic no longer holds are not given: the caller checks
+    for those it needs. Raises :class:`KafkaUnavailable` when the range is not
+    read in ``timeout``."""
+    if first >= end:
+        return
+    reader = consumer(cfg, f"{cfg.kafka.topic_prefix}.range.{uuid.uuid4().hex[:8]}")
+    try:
+        reader.assign([TopicPartition(topic, partition, first)])
+        deadline = time.monotonic() + timeout
+        last = first - 1
+        while last < end - 1:
+            if time.monotonic() > deadline:
+                raise KafkaUnavailable(
+                    f"{topic}[{partition}]: read up to offset {last} of [{first}, {end}) "
+                    f"in {timeout:.0f}s"
+                )
+            for msg in reader.consume(num_messages=1000, timeout=0.5):
+                err = msg.error()
+                if err is not None:
+                    raise KafkaUnavailable.wrap(f"reading {topic}[{partition}]", err)
+                last = int(msg.offset() or 0)  # a record without an error has one
+                if first <= last < end:
+                    yield last, msg.value()
+    finally:
+        reader.close()

@@ -2,7 +2,8 @@
 
 Layout of the partition's store:
 
-``frames``     offset -> the frame's Avro bytes, for frames not yet sealed
+``frames``     offset -> nothing, for each frame not yet sealed: Kafka holds
+               its bytes (stores of formats up to 3 hold them here)
 ``segments``   data type | host id | UTC day | seal number | first ikey -> the
                runs of up to a thousand points (:mod:`pegasus_kafka.ring.segments`)
 ``blocks``     data type | ikey | host id | UTC day | seal number -> compressed block
@@ -11,8 +12,12 @@ Layout of the partition's store:
 ``meta``       applied offset, digest, and this module's state (hosts, dedup,
                generations, current values as of the last seal)
 
-Frames land in the head first: that write is one put per frame, whatever the
-number of points, which keeps ingest cheap. When the head holds
+Frames land in the head first, in memory. The store lists each frame's
+offset and keeps none of its bytes: the topic holds them. Writing them to
+the store too, only to delete them at the next seal, filled the memory
+tables that segments need, stopped writes while those flushed (holding the
+GIL), and made a catch-up about 15% slower. When the store opens, the frames
+it lists are read again from the topic (``fetch``). When the head holds
 ``seal_samples`` samples, or spans ``seal_span_ms`` of scan time, it is frozen
 into a generation and a new head begins. Both thresholds look only at record
 content, so every ring freezes at the same offsets and numbers the same
@@ -42,7 +47,9 @@ and merges are in :mod:`pegasus_kafka.ring.sealing`.
 Host ids number the (site, host) pairs in the order the partition first saw
 them, which is the same on every ring.
 
-Format 3 seals into segments. Format 2 sealed into blocks: such a store is
+Format 4 keeps the head's frames in Kafka only; a format-3 store, which
+keeps their bytes, needs no migration: frames whose bytes it holds are read
+from the store. Format 3 seals into segments. Format 2 sealed into blocks: such a store is
 migrated when opened by dropping the blocks a seal cut short (its
 generation is still frozen, and seals again into segments); its digest
 stays, since both formats digest samples. A format-1 store (frames and
@@ -56,6 +63,7 @@ import json
 import logging
 import struct
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,7 +91,7 @@ from pegasus_kafka.schema import LIMIT, STATUS, Frame, decode_frame
 
 log = logging.getLogger(__name__)
 
-FORMAT = 3
+FORMAT = 4
 COLUMN_FAMILIES = ("frames", "segments", "blocks", "summaries", "skips")
 
 
@@ -94,27 +102,24 @@ def width_of(dtype: int) -> int:
 def open_store(path: Path, sync: bool = False, checkpoint_every: int = 1000) -> PartitionStore:
     """A scan partition's store, in (or migrating to) this module's format.
 
-    Unless ``sync``, it keeps no write-ahead log: writing every frame twice
-    (log and memtable) costs applying a batch much of its time, and the
-    frames are in Kafka, so a crash costs only their replay (see
-    :mod:`pegasus_kafka.ring.store`).
+    Unless ``sync``, it keeps no write-ahead log: the records are in Kafka,
+    so a crash costs only their replay (see :mod:`pegasus_kafka.ring.store`).
 
     Segments are stored as they are, which lz4 hardly shrinks: zstd
-    compresses them at every level. Frames are compressed only at the bottom
-    level: a seal deletes them soon after they are written, so most are never
-    compacted that far, and not compressing them at each memtable flush cuts
-    the RocksDB threads' CPU time by about a third (on a partition's share of
-    the full ``bench ingest``). Frames still unsealed when a compaction
-    reaches the bottom level, as a head at rest, are compressed there."""
+    compresses them at every level."""
     return PartitionStore(
         path,
         COLUMN_FAMILIES,
         sync,
         checkpoint_every,
         format_version=FORMAT,
-        compression={"segments": "zstd", "frames": "bottom"},
+        compression={"segments": "zstd"},
         wal=sync,
     )
+
+
+#: a partition's records ``[first, end)`` as (offset, value), in offset order
+Fetch = Callable[[int, int], Iterable[tuple[int, bytes | None]]]
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,15 @@ class View:
 class ScanPartition(Sealing, Materialiser):
     """One scan-topic partition's RDS; all methods are safe across threads."""
 
-    def __init__(self, store: PartitionStore, seal_samples: int, seal_span_ms: int) -> None:
+    def __init__(
+        self,
+        store: PartitionStore,
+        seal_samples: int,
+        seal_span_ms: int,
+        fetch: Fetch | None = None,
+    ) -> None:
+        """``fetch`` reads the partition's records from its topic: the frames
+        of the head the store lists, which it does not hold."""
         if store.format_version != FORMAT:
             raise ValueError("open a scan partition's store with scan.open_store")
         super().__init__(store)
@@ -161,20 +174,24 @@ class ScanPartition(Sealing, Materialiser):
         self.head: list[tuple[int, Frame]] = []
         self.head_samples = 0
         self.head_span = (0, 0)  # (earliest, latest) scan time in the head
-        self._rebuild([(seq, end) for seq, end in state.get("frozen", [])])
+        self._rebuild([(seq, end) for seq, end in state.get("frozen", [])], fetch)
         self._cut_short = {g.seq for g in self.frozen}
         if store.upgrade_from is not None:
             self._migrate(store.upgrade_from)
 
-    def _rebuild(self, frozen: list[tuple[int, int]]) -> None:
+    def _rebuild(self, frozen: list[tuple[int, int]], fetch: Fetch | None) -> None:
         """Rebuild the frozen generations, the head and the current values past
-        the last seal from the frames the store still holds, in offset order."""
-        for key, value in raw_items(self.store.cf("frames").items()):
-            offset = struct.unpack(">Q", key)[0]
+        the last seal from the frames the store lists, in offset order."""
+        listed = [
+            (struct.unpack(">Q", key)[0], value)
+            for key, value in raw_items(self.store.cf("frames").items())
+        ]
+        fetched = self._fetch_frames([offset for offset, value in listed if not value], fetch)
+        for offset, value in listed:
             while frozen and offset >= frozen[0][1]:
                 seq, end = frozen.pop(0)
                 self._freeze(end, seq)
-            self._add_to_head(offset, decode_frame(value))
+            self._add_to_head(offset, decode_frame(value or fetched[offset]))
         for seq, end in frozen:
             self._freeze(end, seq)
         # A format-1 store holds a head that was due when it stopped.
@@ -182,11 +199,37 @@ class ScanPartition(Sealing, Materialiser):
             self.seal_seq += 1
             self._freeze(self.store.applied_offset, self.seal_seq)
 
+    def _fetch_frames(self, offsets: list[int], fetch: Fetch | None) -> dict[int, bytes | None]:
+        """The bytes of the frames at ``offsets`` (ascending), read from the topic."""
+        if not offsets:
+            return {}
+        if fetch is None:
+            raise StoreError(
+                f"store {self.store.path} lists frames at offsets {offsets[0]} to {offsets[-1]} "
+                "whose bytes are in Kafka: open it with a way to read its topic"
+            )
+        wanted = set(offsets)
+        found = {o: v for o, v in fetch(offsets[0], offsets[-1] + 1) if o in wanted}
+        if len(found) != len(wanted):
+            missing = sorted(wanted - set(found))
+            raise StoreError(
+                f"store {self.store.path}: the topic no longer holds the frames at offsets "
+                f"{missing[0]} to {missing[-1]}; remove the store to replay the partition"
+            )
+        log.info(
+            "head read from the topic path=%s frames=%d offsets=%d..%d",
+            self.store.path,
+            len(found),
+            offsets[0],
+            offsets[-1],
+        )
+        return found
+
     def _migrate(self, version: int) -> None:
-        if version not in (1, 2):
+        if version not in (1, 2, 3):
             raise ValueError(f"no migration from scan store format {version}")
         frozen = {g.seq for g in self.frozen}
-        if frozen:
+        if frozen and version <= 2:
             blocks_cf = self.store.cf("blocks")
             cut_short = [k for k, _ in raw_items(blocks_cf.items()) if block_seal(k) in frozen]
             batch = self.store.begin()
@@ -196,7 +239,7 @@ class ScanPartition(Sealing, Materialiser):
         if version == 1:
             _, _, digest = self.scan_digest()
             self.store.set_format_version(digest)
-        else:
+        else:  # formats 2 and 3 digest samples too
             self.store.set_format_version(self.store.digest, keep_checkpoints=True)
         log.info("scan store migrated path=%s from=%d to=%d", self.store.path, version, FORMAT)
 
@@ -247,14 +290,14 @@ class ScanPartition(Sealing, Materialiser):
         with self.lock:
             batch = self.store.begin()
             frames = decode_frames([value for _, _, value in records])
-            for (offset, _key, value), frame in zip(records, frames, strict=True):
+            for (offset, _key, _value), frame in zip(records, frames, strict=True):
                 if isinstance(frame, MalformedRecord):
                     self._skip(batch, result, offset, str(frame))
                     continue
                 if self._is_duplicate(frame):
                     result.duplicates += 1
                     continue
-                batch.put_raw("frames", u64(offset), value or b"")
+                batch.put_raw("frames", u64(offset), b"")
                 host_id = self._add_to_head(offset, frame)
                 batch.add(content.frame_term(frame, self.hosts[host_id]))
                 result.applied += 1
@@ -402,7 +445,8 @@ class ScanPartition(Sealing, Materialiser):
     def scan_digest(self) -> tuple[int, int, int]:
         """(applied offset, recorded digest, digest recomputed from what is on disk):
         every sample in frames, segments and blocks, and every skip (see
-        :mod:`pegasus_kafka.ring.content`)."""
+        :mod:`pegasus_kafka.ring.content`). The frames are those the store
+        lists, read from the topic when it opened or applied since."""
         with self.lock:
             hosts = list(self.hosts)
             snaps = {
@@ -410,13 +454,18 @@ class ScanPartition(Sealing, Materialiser):
             }
             sealed = set(self.in_segments)
             offset, recorded = self.store.applied_offset, self.store.digest
+            unsealed = dict(self.head)
+            for generation in self.frozen:
+                unsealed.update(generation.frames)
         total = 0
         for key, value in raw_items(snaps["skips"].items()):
             total += kv_hash("skips", key, value)
+        # The frames the store lists: their bytes, where it holds them, or else
+        # the frames read from the topic.
         for key, value in raw_items(snaps["frames"].items()):
             try:
-                frame = decode_frame(value)
-            except MalformedRecord:
+                frame = decode_frame(value) if value else unsealed[struct.unpack(">Q", key)[0]]
+            except (MalformedRecord, KeyError):
                 total += self._unreadable("frames", key, value)
                 continue
             total += content.frame_term(frame, f"{frame.site}/{frame.host}")

@@ -13,6 +13,7 @@ documented in :mod:`pegasus_kafka.ring.store`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -112,7 +113,8 @@ class RingServer:
             bootstrap(sources, topic, partition, path, families)
         if topic == self.cfg.scan_topic:
             scan_store = open_scan_store(path, st.sync_writes, st.checkpoint_every)
-            return ScanPartition(scan_store, st.seal_samples, st.seal_span_ms)
+            fetch = functools.partial(clients.read_range, self.cfg, topic, partition)
+            return ScanPartition(scan_store, st.seal_samples, st.seal_span_ms, fetch)
         store = PartitionStore(path, families, st.sync_writes, st.checkpoint_every)
         if topic == self.cfg.meta_topic:
             return MetaPartition(store)

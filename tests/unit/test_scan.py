@@ -18,7 +18,7 @@ from pegasus_kafka.collector.sources import SimSource
 from pegasus_kafka.config import Config
 from pegasus_kafka.ring import segments, tiers
 from pegasus_kafka.ring.resolve import resolve
-from pegasus_kafka.ring.scan import FORMAT, ScanPartition, open_store
+from pegasus_kafka.ring.scan import FORMAT, Fetch, ScanPartition, open_store
 from pegasus_kafka.ring.store import raw_items
 from pegasus_kafka.schema import ANALOG, BACKUP, LIMIT, PRIMARY, STATUS, encode_frame
 
@@ -43,8 +43,21 @@ def as_records(values: list[bytes | None]) -> list[Record]:
     return [(i, b"k", v) for i, v in enumerate(values)]
 
 
-def open_partition(path: Path, seal_samples: int = 10**9) -> ScanPartition:
-    return ScanPartition(open_store(path), seal_samples, 10**12)
+def reader(records: list[Record]) -> Fetch:
+    """The topic ``records`` came from, as a server reads a range of it back."""
+
+    def fetch(first: int, end: int) -> list[tuple[int, bytes | None]]:
+        return [(offset, value) for offset, _, value in records if first <= offset < end]
+
+    return fetch
+
+
+def open_partition(
+    path: Path, seal_samples: int = 10**9, records: list[Record] | None = None
+) -> ScanPartition:
+    """A scan partition; reopening one needs the ``records`` of its topic."""
+    fetch = reader(records) if records is not None else None
+    return ScanPartition(open_store(path), seal_samples, 10**12, fetch)
 
 
 @pytest.fixture
@@ -177,7 +190,7 @@ def test_restart_resumes_from_the_store(
     split = open_partition(tmp_path / "split", 1500)
     split.apply(records[:41])
     split.close()
-    split = open_partition(tmp_path / "split", 1500)
+    split = open_partition(tmp_path / "split", 1500, records)
     assert split.store.applied_offset == 41
     split.apply(records[41:])
     assert split.store.digest == whole.store.digest
@@ -221,7 +234,7 @@ part.seal()
 os._exit(0)
 """
     subprocess.run([sys.executable, "-c", dies, str(sent), str(path)], check=True, timeout=120)
-    crashed = open_partition(path, 1500)
+    crashed = open_partition(path, 1500, records)
     assert crashed.store.applied_offset == 60, "what was flushed, and no more"
     assert crashed.scan_digest()[1:] == (crashed.store.digest, crashed.store.digest)
     crashed.apply(records[60:])
@@ -368,7 +381,7 @@ def test_seals_whenever_they_run_or_after_a_crash_give_the_same_store(
             crashed.seal(_killed_after(6))
     written = [k for k, _ in raw_items(crashed.store.cf("segments").items())]
     assert {segments.parse_key(k)[3] for k in written} == {half}, "some segments, not all"
-    crashed = _same_after_reopen(crashed, tmp_path / "crashed", ikey, pending)
+    crashed = _same_after_reopen(crashed, tmp_path / "crashed", ikey, pending, records)
     crashed.seal()
 
     # A crash in a level-1 merge: some of its blocks are written, its commit
@@ -391,7 +404,9 @@ def test_seals_whenever_they_run_or_after_a_crash_give_the_same_store(
             crashed.seal(killed_after_two)
     assert crashed.in_segments, "the merge did not commit"
     assert list(crashed.store.cf("blocks").keys()), "the merge wrote some blocks before it died"
-    crashed = _same_after_reopen(crashed, tmp_path / "crashed", ikey, crashed.pending_seals())
+    crashed = _same_after_reopen(
+        crashed, tmp_path / "crashed", ikey, crashed.pending_seals(), records
+    )
     while crashed.seal():
         pass
 
@@ -420,14 +435,16 @@ class _Killed(Exception):
     """Stands for a process killed in the middle of a seal."""
 
 
-def _same_after_reopen(part: ScanPartition, path: Path, ikey: int, pending: int) -> ScanPartition:
+def _same_after_reopen(
+    part: ScanPartition, path: Path, ikey: int, pending: int, records: list[Record]
+) -> ScanPartition:
     """Checks that ``part``, left by a crash, reads and digests as it did before
     the crash, and again after a reopen; returns the reopened partition."""
     before = part.history(ANALOG, ikey, 0, 2**62)
     for reopen in (False, True):
         if reopen:
             part.close()
-            part = open_partition(path, 1500)
+            part = open_partition(path, 1500, records)
         assert part.pending_seals() == pending, "what is still due is known"
         assert part.scan_digest()[1:] == (part.store.digest, part.store.digest)
         got = part.history(ANALOG, ikey, 0, 2**62)
@@ -456,8 +473,9 @@ def test_a_format_1_store_is_migrated_on_open(
     from pegasus_kafka.ring.store import K_DIGEST, K_DIGEST_AT, K_FORMAT, u64
 
     a, b = two_hosts
+    records = as_records(a + b)
     part = open_partition(tmp_path / "p", 1500)
-    part.apply(as_records(a + b))
+    part.apply(records)
     digest = part.store.digest
     # Make it look like format 1: another digest, and checkpoints of it.
     meta = part.store.cf("meta")
@@ -466,7 +484,7 @@ def test_a_format_1_store_is_migrated_on_open(
     meta[K_DIGEST_AT + u64(10**9)] = u64(12345)
     del meta  # an open column family keeps the store open
     part.close()
-    part = open_partition(tmp_path / "p", 1500)
+    part = open_partition(tmp_path / "p", 1500, records)
     assert part.store.digest == digest
     assert part.store.digests() == [], "the old format's checkpoints are dropped"
     assert part.store.state(K_FORMAT) == u64(FORMAT)
@@ -491,7 +509,7 @@ def test_a_format_2_store_drops_the_blocks_of_a_seal_cut_short(
     part.store.cf("blocks")[cut_short] = b"a block the seal wrote"
     part.store.cf("meta")[K_FORMAT] = u64(2)
     part.close()
-    part = open_partition(tmp_path / "p", 1500)
+    part = open_partition(tmp_path / "p", 1500, records)
     assert part.store.state(K_FORMAT) == u64(FORMAT)
     assert not list(part.store.cf("blocks").keys())
     assert part.store.digests() == checkpoints, "both formats digest alike"
@@ -534,3 +552,53 @@ def test_merged_blocks_hold_every_sample_and_keep_the_digest(
                 np.testing.assert_array_equal(got[host].role, want[host].role)
     merged.close()
     plain.close()
+
+
+def test_the_store_lists_the_heads_frames_and_reads_them_back_from_the_topic(
+    tmp_path: Path, two_hosts: tuple[list[bytes], list[bytes]]
+) -> None:
+    from pegasus_kafka.errors import StoreError
+
+    a, b = two_hosts
+    records = as_records(a + b)
+    part = open_partition(tmp_path / "p", 1500)
+    part.ingest(records)
+    listed = dict(raw_items(part.store.cf("frames").items()))
+    assert listed and set(listed.values()) == {b""}, "offsets only: Kafka holds the bytes"
+    want = part.scan_digest()
+    part.close()
+    with pytest.raises(StoreError, match="in Kafka"):
+        open_partition(tmp_path / "p", 1500)
+    gone = [r for r in records if r[0] != 10]
+    with pytest.raises(StoreError, match="no longer holds"):
+        open_partition(tmp_path / "p", 1500, gone)
+    part = open_partition(tmp_path / "p", 1500, records)
+    assert part.scan_digest() == want
+    part.close()
+
+
+def test_a_format_3_store_reads_the_frames_it_holds(
+    tmp_path: Path, two_hosts: tuple[list[bytes], list[bytes]]
+) -> None:
+    from pegasus_kafka.ring.store import K_FORMAT, u64
+
+    a, b = two_hosts
+    records = as_records(a + b)
+    whole = open_partition(tmp_path / "whole", 1500)
+    whole.apply(records)
+    part = open_partition(tmp_path / "p", 1500)
+    part.ingest(records[:70])
+    # Format 3 kept each unsealed frame's bytes in the store.
+    frames = part.store.cf("frames")
+    for key, _ in list(raw_items(frames.items())):
+        frames[key] = records[int.from_bytes(key, "big")][2]
+    part.store.cf("meta")[K_FORMAT] = u64(3)
+    del frames
+    part.close()
+    part = open_partition(tmp_path / "p", 1500)  # no topic needed
+    assert part.store.state(K_FORMAT) == u64(FORMAT)
+    assert part.scan_digest()[1:] == (part.store.digest, part.store.digest)
+    part.apply(records[70:])
+    assert part.scan_digest() == whole.scan_digest()
+    part.close()
+    whole.close()
