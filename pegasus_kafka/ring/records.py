@@ -11,6 +11,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any, cast
 
+import numpy as np
+
 from pegasus_kafka.batchread import int_fields
 from pegasus_kafka.errors import MalformedRecord
 from pegasus_kafka.kafka.messages import Record
@@ -25,6 +27,17 @@ K_STATE = b"record_state"
 
 def _ikey_bytes(ikey: int) -> bytes:
     return u64((ikey + _SIGN) & (2**64 - 1))
+
+
+def _join_keys(*columns: np.ndarray) -> list[bytes]:
+    """Row i of each big-endian column, joined, for every row."""
+    if not len(columns[0]):
+        return []
+    rows = np.empty(len(columns[0]), [(f"c{i}", c.dtype) for i, c in enumerate(columns)])
+    for i, column in enumerate(columns):
+        rows[f"c{i}"] = column
+    raw, width = rows.tobytes(), rows.dtype.itemsize
+    return [raw[at : at + width] for at in range(0, len(raw), width)]
 
 
 class RecordPartition(Materialiser):
@@ -148,51 +161,71 @@ class MetaPartition(RecordPartition):
 
         Both hosts' collectors send every version, so about half the records
         repeat one already kept. Records are checked all at once, reading only
-        the fields the layout needs (:func:`~pegasus_kafka.batchread.int_fields`);
-        the bytes kept are the bytes received.
+        the fields the layout needs (:func:`~pegasus_kafka.batchread.int_fields`),
+        and which to keep is worked out for the whole batch: a record is kept
+        when its version is above the point's newest before the batch and
+        above every earlier record's of the point in the batch, which is what
+        applying them one by one keeps. The bytes kept are the bytes received.
         """
         result = ApplyResult()
         values = [value for _, _, value in records]
-        problems, (ikeys, versions, valid_from) = int_fields(self.RECORD, values, self.FIELDS)
+        problems, columns = int_fields(self.RECORD, values, self.FIELDS)
+        ikeys, versions, valid_from = (np.array(c, np.int64) for c in columns)
+        readable = np.array([problem is None for problem in problems], bool)
+        in_range = readable & (versions >= 0) & (versions < 2**32)
         with self.lock:
-            known = self._newest_versions(
-                {k for k, problem in zip(ikeys, problems, strict=True) if problem is None}
-            )
+            kept = self._newer(ikeys, versions, in_range)
             batch = self.store.begin()
-            for i, (offset, _, value) in enumerate(records):
-                problem = problems[i]
-                if problem is not None:
-                    self._skip(batch, result, offset, problem)
-                    continue
-                ikey, version = ikeys[i], versions[i]
-                if not 0 <= version < 2**32:
-                    self._skip(
-                        batch, result, offset, f"{self.RECORD}: version {version} out of range"
-                    )
-                    continue
-                newest = known.get(ikey)
-                if newest is not None and version <= newest:
-                    result.duplicates += 1
-                    continue
-                known[ikey] = version
-                point, number = _ikey_bytes(ikey), struct.pack(">I", version)
-                batch.put("versions", point + number, value or b"")
-                batch.put("by_time", u64(max(valid_from[i], 0)) + point + number, b"")
-                batch.put_raw("latest", point, number + (value or b""))
-                result.applied += 1
+            for i in np.flatnonzero(~in_range).tolist():
+                offset = records[i][0]
+                reason = problems[i] or f"{self.RECORD}: version {versions[i]} out of range"
+                self._skip(batch, result, offset, reason)
+            points = (ikeys[kept].astype(np.uint64) ^ np.uint64(_SIGN)).astype(">u8")
+            numbers = versions[kept].astype(">u4")
+            keys = _join_keys(points, numbers)
+            at = _join_keys(np.maximum(valid_from[kept], 0).astype(">u8"), points, numbers)
+            point_keys = _join_keys(points)
+            held = [values[i] or b"" for i in kept.tolist()]
+            batch.put_many("versions", keys, held)
+            batch.put_many("by_time", at, [b""] * len(at))
+            batch.put_many_raw(
+                "latest",
+                point_keys,
+                [key[8:] + value for key, value in zip(keys, held, strict=True)],
+            )
+            result.applied = len(held)
+            result.duplicates = int(in_range.sum()) - len(held)
             self.store.commit(batch, records[-1][0] + 1)
         return result
 
-    def _newest_versions(self, ikeys: set[int]) -> dict[int, int]:
-        """Each point's newest kept version number, for those that have one."""
-        points = sorted(ikeys)
-        keys: list[Any] = [_ikey_bytes(k) for k in points]
+    def _newer(self, ikeys: np.ndarray, versions: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Indices, ascending, of the valid records whose version is above both the
+        point's newest kept one and every earlier valid record's of the point."""
+        candidates = np.flatnonzero(valid)
+        # By point, each point's records in offset order (a stable sort).
+        order = candidates[np.argsort(ikeys[candidates], kind="stable")]
+        points, group = np.unique(ikeys[order], return_inverse=True)
+        newest = self._newest_versions(points)
+        # Each point's versions lifted above every earlier point's, so one
+        # running maximum runs within each point.
+        lifted = versions[order] + group.astype(np.int64) * 2**33
+        before = np.maximum.accumulate(lifted)
+        earlier = np.empty_like(before)
+        earlier[1:] = before[:-1]
+        first = np.ones(len(order), bool)
+        first[1:] = group[1:] != group[:-1]
+        earlier[first] = -1
+        earlier[~first] -= group[~first].astype(np.int64) * 2**33
+        keep = versions[order] > np.maximum(earlier, newest[group])
+        return np.sort(order[keep])
+
+    def _newest_versions(self, points: np.ndarray) -> np.ndarray:
+        """Each point's newest kept version number, -1 where it has none."""
+        keys: list[Any] = _join_keys((points.astype(np.uint64) ^ np.uint64(_SIGN)).astype(">u8"))
         found = cast(list[bytes | None], self.store.cf("latest").get(keys))
-        return {
-            k: int(_VERSION.unpack_from(raw)[0])
-            for k, raw in zip(points, found, strict=True)
-            if raw is not None
-        }
+        return np.array(
+            [-1 if raw is None else _VERSION.unpack_from(raw)[0] for raw in found], np.int64
+        )
 
     def search(self, match: PointMatch, limit: int) -> list[dict[str, Any]]:
         """The current description of every point that matches, by invariant key.

@@ -194,6 +194,15 @@ class Batch:
         self.writes += 1
         return term
 
+    def put_many(self, cf: str, keys: list[bytes], values: list[bytes]) -> None:
+        """:meth:`put` for many keys of one column family."""
+        put, handle, delta = self._wb.put, self._store.handle(cf), 0
+        for key, value in zip(keys, values, strict=True):
+            delta += kv_hash(cf, key, value)
+            put(key, value, handle)
+        self.delta = (self.delta + delta) & MASK
+        self.writes += len(keys)
+
     def delete(self, cf: str, key: bytes, term: int) -> None:
         """Delete a key, given the digest term its put returned (or ``kv_hash`` of it)."""
         self._wb.delete(key, self._store.handle(cf))
