@@ -82,7 +82,7 @@ def _program(record: str, wanted: tuple[str, ...]) -> tuple[bytes, dict[str, int
     for name in wanted:
         op = steps[name][0]
         if op not in _INTEGER_OPS + _SPAN_OPS:
-            raise SchemaError(f"{record}.{name}: the check reads no {op} field")
+            raise SchemaError(f"{record}.{name}: the check reads integers, strings and bytes only")
         slots[name] = count
         count += 2 if op in _SPAN_OPS else 1
     program = b"".join(
