@@ -14,10 +14,11 @@ Layout of the partition's store:
 
 Frames land in the head first, in memory. The store lists each frame's
 offset and keeps none of its bytes: the topic holds them. Writing them to
-the store too, only to delete them at the next seal, filled the memory
-tables that segments need, stopped writes while those flushed (holding the
-GIL), and made a catch-up about 15% slower. When the store opens, the frames
-it lists are read again from the topic (``fetch``). When the head holds
+the store as well, only to delete them at the next seal, would fill the
+memory tables that segments need and stop writes while those flush (with
+the GIL held): a catch-up takes about 15% longer that way. When the store
+opens, the frames it lists are read again from the topic (``fetch``). When
+the head holds
 ``seal_samples`` samples, or spans ``seal_span_ms`` of scan time, it is frozen
 into a generation and a new head begins. Both thresholds look only at record
 content, so every ring freezes at the same offsets and numbers the same
