@@ -70,32 +70,39 @@ def test_back_pressure_does_not_wait_for_the_sealer_giving_way_to_it() -> None:
         sealer.stop()
 
 
-def test_back_pressure_seals_another_partition_beside_the_sealer() -> None:
-    """While the sealer seals one partition, the consumer thread, held back by
-    another, seals that other one at the same time, and does not wait."""
-    busy, held = _Partition(), _Partition()
+def test_back_pressure_seals_another_partition_while_the_sealer_seals_its_own() -> None:
+    """The consumer thread is held back by a partition the sealer thread is
+    sealing. Meanwhile it seals another partition that waits, instead of
+    waiting for that seal; then it waits for its own partition's seal."""
+    held, other = _Partition(), _Partition()
     release = threading.Event()
     sealer = Sealer("r")
     try:
-        original = busy.seal
+        original = held.seal
 
         def slow_seal(pause: Callable[[], None] = lambda: None) -> bool:
             release.wait(10)
             return original(pause)
 
-        busy.seal = slow_seal  # type: ignore[method-assign]
+        held.seal = slow_seal  # type: ignore[method-assign]
         with sealer._cond:
-            sealer._queue[id(busy)] = busy  # type: ignore[assignment]
+            sealer._queue[id(held)] = held  # type: ignore[assignment]
             sealer._cond.notify()
         deadline = time.monotonic() + 10
-        while id(busy) not in sealer._busy and time.monotonic() < deadline:
+        while id(held) not in sealer._busy and time.monotonic() < deadline:
             time.sleep(0.01)  # poll: the sealer thread claims it
-        started = time.monotonic()
-        sealer.offer(held)  # type: ignore[arg-type]
-        waited = time.monotonic() - started
-        assert held.pending <= MAX_PENDING and busy.pending == MAX_PENDING + 1
-        assert waited < 5, "it sealed its own partition without waiting for the other"
+        with sealer._cond:
+            sealer._queue[id(other)] = other  # type: ignore[assignment]
+        offered = threading.Thread(target=sealer.offer, args=(held,), daemon=True)
+        offered.start()
+        deadline = time.monotonic() + 5
+        while other.pending > 0 and time.monotonic() < deadline:
+            time.sleep(0.01)  # poll: the consumer thread seals the other partition
+        assert other.pending == 0, "sealed while its own partition's seal was held up"
+        assert offered.is_alive(), "and still waits for its own partition"
         release.set()
+        offered.join(10)
+        assert not offered.is_alive() and held.pending <= MAX_PENDING
     finally:
         release.set()
         sealer.stop()
