@@ -120,9 +120,8 @@ def int_fields(
     The first list holds None for each record, and why it is not one for each
     other value, as the decoder says. Values that are not records get zeros.
     """
-    for name in names:
-        if _program(record, (name,))[2] != 1:
-            raise SchemaError(f"{record}.{name} is not an integer field")
+    if _program(record, names)[2] != len(names):  # a string or bytes field takes two slots
+        raise SchemaError(f"{record}: {', '.join(names)} are not all integer fields")
     status, columns, _ = _scan(record, values, names)
     problems: list[str | None] = [None] * len(values)
     for i, code in enumerate(status):

@@ -29,6 +29,11 @@ def _ikey_bytes(ikey: int) -> bytes:
     return u64((ikey + _SIGN) & (2**64 - 1))
 
 
+def _point_column(ikeys: np.ndarray) -> np.ndarray:
+    """:func:`_ikey_bytes` for a column of ikeys, as big-endian numbers."""
+    return (ikeys.astype(np.uint64) ^ np.uint64(_SIGN)).astype(">u8")
+
+
 def _join_keys(*columns: np.ndarray) -> list[bytes]:
     """Row i of each big-endian column, joined, for every row."""
     if not len(columns[0]):
@@ -180,7 +185,7 @@ class MetaPartition(RecordPartition):
                 offset = records[i][0]
                 reason = problems[i] or f"{self.RECORD}: version {versions[i]} out of range"
                 self._skip(batch, result, offset, reason)
-            points = (ikeys[kept].astype(np.uint64) ^ np.uint64(_SIGN)).astype(">u8")
+            points = _point_column(ikeys[kept])
             numbers = versions[kept].astype(">u4")
             keys = _join_keys(points, numbers)
             at = _join_keys(np.maximum(valid_from[kept], 0).astype(">u8"), points, numbers)
@@ -221,7 +226,7 @@ class MetaPartition(RecordPartition):
 
     def _newest_versions(self, points: np.ndarray) -> np.ndarray:
         """Each point's newest kept version number, -1 where it has none."""
-        keys: list[Any] = _join_keys((points.astype(np.uint64) ^ np.uint64(_SIGN)).astype(">u8"))
+        keys: list[Any] = _join_keys(_point_column(points))
         found = cast(list[bytes | None], self.store.cf("latest").get(keys))
         return np.array(
             [-1 if raw is None else _VERSION.unpack_from(raw)[0] for raw in found], np.int64
