@@ -240,53 +240,63 @@ class Sealing:
         seal_seq: int,
         pause: Callable[[], None],
     ) -> None:
-        pause()
-        cols = _columns(frames, [hosts.index(f"{f.site}/{f.host}") for f in frames])
-        day = cols["times"] // DAY_MS
-        order = np.lexsort((cols["arrival"], cols["times"], cols["ikeys"], day, cols["host"]))
-        ikeys, host, day = cols["ikeys"][order], cols["host"][order], day[order]
-        new_day = (np.diff(host) != 0) | (np.diff(day) != 0)
-        runs = np.concatenate(([0], np.flatnonzero(new_day | (np.diff(ikeys) != 0)) + 1))
-        ordered = Samples(
-            times=cols["times"][order],
-            values=cols["values"][order],
-            quality=cols["quality"][order],
-            role=cols["role"][order],
-            changes=cols["changes"][order] if dtype == STATUS else None,
-        )
-        # A segment's runs share a (host, day), up to RUNS of them. Segments
-        # are written CHUNK_POINTS runs at a time, with a pause before each write.
-        day_runs = np.searchsorted(runs, np.concatenate(([0], np.flatnonzero(new_day) + 1)))
-        bounds = np.append(runs, len(ordered))
+        # A frame is one host's scan at one time, so it lies in one (host,
+        # day): its segments' group. Frames keep their arrival order in a group.
+        groups: dict[tuple[int, int], list[Frame]] = {}
+        for f in frames:
+            where = (hosts.index(f"{f.site}/{f.host}"), f.scan_time_ms // DAY_MS)
+            groups.setdefault(where, []).append(f)
+        # A segment holds up to RUNS runs. Segments are written CHUNK_POINTS
+        # runs at a time, with a pause before each sort and each write.
         batch, staged = self.store.begin(), 0
-        for a, b in zip(day_runs.tolist(), [*day_runs[1:].tolist(), len(runs)], strict=True):
-            for first in range(a, b, segments.RUNS):
-                last = min(first + segments.RUNS, b)
+        for (host, day), group in sorted(groups.items()):
+            pause()
+            ordered, ikeys, starts = _runs(group, dtype == STATUS)
+            bounds = np.append(starts, len(ordered))
+            for first in range(0, len(ikeys), segments.RUNS):
+                last = min(first + segments.RUNS, len(ikeys))
                 lo, hi = int(bounds[first]), int(bounds[last])
-                starts = runs[first:last]
-                blob = segments.encode(ordered.take(slice(lo, hi)), ikeys[starts], starts - lo)
-                key = segments.key(dtype, int(host[lo]), int(day[lo]), seal_seq, int(ikeys[lo]))
+                blob = segments.encode(
+                    ordered.take(slice(lo, hi)), ikeys[first:last], starts[first:last] - lo
+                )
+                key = segments.key(dtype, host, day, seal_seq, int(ikeys[first]))
                 batch.put_raw("segments", key, blob)
                 staged += last - first
-                if staged >= tiers.CHUNK_POINTS or last == len(runs):
+                if staged >= tiers.CHUNK_POINTS:
                     pause()
                     with self.lock:
                         self.store.write_derived(batch)
                     batch, staged = self.store.begin(), 0
+        if staged:
+            pause()
+            with self.lock:
+                self.store.write_derived(batch)
 
 
-def _columns(frames: list[Frame], host_ids: list[int]) -> dict[str, np.ndarray]:
+def _runs(frames: list[Frame], status: bool) -> tuple[Samples, np.ndarray, np.ndarray]:
+    """One (host, day)'s frames, in arrival order, as runs by point: (the samples
+    by point, then time, then arrival; each run's ikey; each run's first row)."""
     counts = [f.count for f in frames]
-    dtype = frames[0].data_type
-    return {
-        "ikeys": np.concatenate([f.ikeys for f in frames]),
-        "values": np.concatenate([f.values for f in frames]),
-        "quality": np.concatenate([f.quality for f in frames]),
-        "changes": np.concatenate([f.changes for f in frames])
-        if dtype == STATUS
-        else np.zeros(sum(counts), np.uint8),
-        "times": np.repeat(np.array([f.scan_time_ms for f in frames], np.int64), counts),
-        "host": np.repeat(np.array(host_ids, np.int64), counts),
-        "role": np.repeat(np.array([f.role for f in frames], np.uint8), counts),
-        "arrival": np.repeat(np.arange(len(frames)), counts),
-    }
+    ikeys = np.concatenate([f.ikeys for f in frames])
+    times = np.repeat(np.array([f.scan_time_ms for f in frames], np.int64), counts)
+    # One stable sort of (point, time) packed in an int64: ties keep arrival
+    # order, and the frames, each sorted by point as collectors send them, are
+    # presorted runs, which a stable sort merges. A point is its ikey's offset
+    # from the smallest when that fits beside the times, else its rank.
+    t0, low = int(times.min()), int(ikeys.min())
+    shift = max(int(times.max()) - t0, 1).bit_length()
+    if (int(ikeys.max()) - low).bit_length() + shift <= 62:
+        points = ikeys - low
+    else:
+        points = np.unique(ikeys, return_inverse=True)[1].astype(np.int64)
+    order = np.argsort((points << shift) | (times - t0), kind="stable")
+    points = points[order]
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(points)) + 1)).astype(np.int64)
+    ordered = Samples(
+        times=times[order],
+        values=np.concatenate([f.values for f in frames])[order],
+        quality=np.concatenate([f.quality for f in frames])[order],
+        role=np.repeat(np.array([f.role for f in frames], np.uint8), counts)[order],
+        changes=np.concatenate([f.changes for f in frames])[order] if status else None,
+    )
+    return ordered, ikeys[order[starts]], starts

@@ -9,8 +9,9 @@ import pytest
 from rocksdict import Options, Rdict
 
 from pegasus_kafka.errors import StoreError
-from pegasus_kafka.ring import segments
+from pegasus_kafka.ring import sealing, segments, tiers
 from pegasus_kafka.ring.blocks import Samples
+from pegasus_kafka.schema import STATUS, Frame
 
 
 def runs(width: int, changes: bool) -> tuple[Samples, np.ndarray, np.ndarray]:
@@ -74,3 +75,80 @@ def test_a_point_is_found_in_the_segment_at_or_before_its_key(tmp_path: Path) ->
     assert segments.find(db, 0, 1, 20000, 7, 10) is None, "within a segment, not in it"
     assert segments.find(db, 0, 2, 20000, 7, 3) is None, "another host"
     db.close()
+
+
+@pytest.mark.parametrize("width", [1, 4])
+def test_pieces_merge_each_point_by_time_keeping_seal_order_on_ties(width: int) -> None:
+    rng = np.random.default_rng(11)
+    day0 = 19_000 * 86_400_000
+    pool = rng.choice(1 << 50, 300, replace=False).astype(np.int64) - (1 << 49)
+    segs = []
+    for _ in range(8):
+        ikeys = np.sort(rng.choice(pool, int(rng.integers(1, 200)), replace=False))
+        counts = rng.integers(1, 6, len(ikeys))
+        n = int(counts.sum())
+        # Few distinct times, spread over the whole day: ties within and
+        # across seals, and seals out of time order.
+        times = day0 + rng.choice([0, 5_000, 86_399_999, 40_000_000], n)
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        for a, b in zip(starts, np.append(starts[1:], n), strict=True):
+            times[a:b].sort()
+        shape: tuple[int, ...] = (n,) if width == 1 else (n, width)
+        s = Samples(times, rng.normal(size=shape), np.zeros(n, np.uint8), np.zeros(n, np.uint8))
+        segs.append(segments.Segment(ikeys, starts, s))
+
+    got_keys, got_rows = [], []
+    for keys, merged, starts in tiers.segment_pieces(segs, 64):
+        assert len(keys) == len(starts) <= 64
+        for g, ikey in enumerate(keys.tolist()):
+            end = int(starts[g + 1]) if g + 1 < len(starts) else len(merged)
+            run = merged.take(slice(int(starts[g]), end))
+            got_keys.append(ikey)
+            got_rows.append(list(zip(run.times.tolist(), run.values.tolist(), strict=True)))
+
+    want = {}
+    for seg in segs:
+        for ikey in seg.ikeys.tolist():
+            run = seg.run(ikey)
+            assert run is not None
+            rows = list(zip(run.times.tolist(), run.values.tolist(), strict=True))
+            want.setdefault(ikey, []).extend(rows)
+    assert got_keys == sorted(want)
+    # sorted() is stable: ties keep the order the seals were given in.
+    assert got_rows == [sorted(want[k], key=lambda r: r[0]) for k in sorted(want)]
+
+
+@pytest.mark.parametrize("spread", [1 << 20, 1 << 55])
+def test_a_seal_orders_a_groups_samples_by_point_time_and_arrival(spread: int) -> None:
+    # Keys a few bits wide are sorted by their offset, keys of many sites by
+    # their rank: both give the same order.
+    rng = np.random.default_rng(5)
+    pool = rng.choice(spread, 50, replace=False).astype(np.int64)
+    frames = []
+    for seq in range(12):
+        ikeys = np.sort(rng.choice(pool, int(rng.integers(1, 40)), replace=False))
+        n = len(ikeys)
+        frames.append(
+            Frame(
+                "north", "ems-a", int(rng.integers(0, 2)), seq,
+                1_700_000_000_000 + int(rng.choice([0, 5_000, 3_000_000])), 5000,
+                STATUS, 0, ikeys, rng.normal(size=n), rng.integers(0, 9, n).astype(np.uint8),
+                rng.integers(0, 9, n).astype(np.uint8),
+            )
+        )  # fmt: skip
+    ordered, run_keys, starts = sealing._runs(frames, status=True)
+
+    rows = [
+        (int(k), f.scan_time_ms, arrival, float(v), int(q), f.role, int(c))
+        for arrival, f in enumerate(frames)
+        for k, v, q, c in zip(f.ikeys, f.values, f.quality, f.changes, strict=True)
+    ]
+    rows.sort(key=lambda r: r[:3])
+    assert ordered.times.tolist() == [r[1] for r in rows]
+    assert ordered.values.tolist() == [r[3] for r in rows]
+    assert ordered.quality.tolist() == [r[4] for r in rows]
+    assert ordered.role.tolist() == [r[5] for r in rows]
+    assert ordered.changes is not None and ordered.changes.tolist() == [r[6] for r in rows]
+    firsts = [i for i, r in enumerate(rows) if i == 0 or r[0] != rows[i - 1][0]]
+    assert starts.tolist() == firsts
+    assert run_keys.tolist() == [rows[i][0] for i in firsts]
