@@ -148,6 +148,8 @@ def share_memory(memtable_bytes: int, cache_bytes: int) -> None:
 #: a few KiB, and a point's neighbours in key order are its own other blocks,
 #: which compress well together
 TABLE_BLOCK_BYTES = 16 * 1024
+#: memtables a column family may hold, the one written and those being flushed
+MEMTABLES = 4
 
 
 #: a column family's compression: (levels above the bottom one, the bottom level)
@@ -169,6 +171,12 @@ def _options(compression: str = "lz4", atomic_flush: bool = False) -> Options:
         opts.set_write_buffer_manager(_shared["buffers"])
         table.set_block_cache(_shared["cache"])
     opts.set_block_based_table_factory(table)
+    # Room for more memtables waiting for their flush than RocksDB's two: a
+    # seal writes a few MB at once, and at two RocksDB stops every write of
+    # the store until a flush ends, with the writer's thread holding the GIL
+    # (rocksdict's writes keep it), so every thread of the server stops.
+    # The shared write buffer manager still caps the memtables' total.
+    opts.set_max_write_buffer_number(MEMTABLES)
     opts.create_if_missing(True)
     opts.create_missing_column_families(True)
     upper, bottom = COMPRESSION[compression]
