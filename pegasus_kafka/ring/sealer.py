@@ -16,6 +16,14 @@ be its own, so the two threads seal different partitions side by side and
 neither waits for the other's seal; when every partition that waits is
 being sealed, it waits for a seal to end.
 
+After a catch-up, the consumer thread helps with the seals that are left:
+its records all applied, the seals still queued would otherwise run on the
+sealer thread alone. With no records to apply, it seals a partition that
+waits while the sealer thread seals another, then looks for records again
+without waiting, until no partition waits. A live server's batches never
+fill, so it leaves its seals to the sealer thread, and a seal never holds
+back a scan.
+
 A live server's ingest comes first. When the server is in sync, a batch
 that did not fill holds the log's end: new data, waiting to become
 queryable. While the consumer thread applies such a batch, and until
@@ -89,6 +97,17 @@ class Sealer:
         finally:
             with self._applied:
                 self._live_batch = live
+
+    def help(self) -> bool:
+        """Seal one generation of a waiting partition on the caller's thread,
+        while the sealer thread seals another; False when none waits (see the
+        module's docstring)."""
+        with self._cond:
+            mat = self._claim() if self._busy else None
+        if mat is None:
+            return False
+        self._seal_claimed(mat, inline=True)
+        return True
 
     def _next(self, waiting: Materialiser | None = None) -> Materialiser | None:
         """Claim the next partition to seal, waiting for one while every

@@ -234,10 +234,16 @@ class RingServer:
             on_lost=self._on_revoke,
         )
         next_beat = 0.0
-        caught_up = False
+        caught_up = behind = helped = False
         try:
             while not self.stop_event.is_set():
-                msgs = take(consumer, TAKE_MAX, 0.1)
+                # After helping the sealer, look for records without waiting.
+                msgs = take(consumer, TAKE_MAX, 0 if helped else 0.1)
+                # A batch that fills means a backlog: from one on, and until
+                # no seal waits, an idle consumer thread helps the sealer.
+                behind = behind or len(msgs) == TAKE_MAX
+                helped = behind and not msgs and self.sealer.help()
+                behind = behind and (bool(msgs) or helped)
                 if msgs:
                     # Live data: every partition was within in_sync_lag at the
                     # last lag check, and the batch did not fill (it holds the

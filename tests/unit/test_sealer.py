@@ -124,3 +124,43 @@ def test_back_pressure_ends_when_its_partitions_seal_fails() -> None:
         assert done.wait(10)
     finally:
         sealer.stop()
+
+
+def test_help_seals_a_waiting_partition_while_the_sealer_seals_another() -> None:
+    """The consumer thread, idle after a catch-up, seals one generation of a
+    partition that waits, beside the sealer thread's seal; with no seal
+    under way it leaves the work to the sealer thread."""
+    held, waiting = _Partition(), _Partition()
+    idle = Sealer("r")
+    idle.stop()  # its thread is gone: no seal can be under way
+    idle._queue[id(waiting)] = waiting  # type: ignore[assignment]
+    assert not idle.help(), "with no seal under way, the sealer thread takes the work"
+    assert waiting.pending == MAX_PENDING + 1
+    release = threading.Event()
+    sealer = Sealer("r")
+    try:
+        assert not sealer.help(), "nothing waits"
+        original = held.seal
+
+        def slow_seal(pause: Callable[[], None] = lambda: None) -> bool:
+            release.wait(10)
+            return original(pause)
+
+        held.seal = slow_seal  # type: ignore[method-assign]
+        with sealer._cond:
+            sealer._queue[id(held)] = held  # type: ignore[assignment]
+            sealer._cond.notify()
+        deadline = time.monotonic() + 10
+        while id(held) not in sealer._busy and time.monotonic() < deadline:
+            time.sleep(0.01)  # poll: the sealer thread claims it
+        assert not sealer.help(), "no other partition waits"
+        with sealer._cond:
+            sealer._queue[id(waiting)] = waiting  # type: ignore[assignment]
+        before = waiting.pending
+        assert sealer.help()
+        assert waiting.pending == before - 1, "one generation, on the caller's thread"
+        assert id(waiting) in sealer._queue, "queued again: it has more to do"
+        assert held.pending == MAX_PENDING + 1, "the sealer thread's seal is still held up"
+    finally:
+        release.set()
+        sealer.stop()
