@@ -123,39 +123,49 @@ class RingServer:
         return ExceptionPartition(store, EXCEPTION_RECORDS[topic.rsplit(".", 1)[1]])
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        assigned = []
+        # Topic by topic, the scans first: a topic's partitions start fetching
+        # as soon as their stores are open, while the next topic's open (each
+        # store's creation waits for the disk).
+        by_topic: dict[str, list[TopicPartition]] = {}
         for tp in partitions:
-            warm = self.standby.take(tp.topic, tp.partition) if self.standby else None
-            fresh = not self._path(tp.topic, tp.partition).exists()
-            mat = warm or self._open(tp.topic, tp.partition)
-            offset = mat.store.applied_offset
-            if warm:
-                source = "standby"
-            elif fresh:
-                source = "snapshot" if offset else "replay"
-            else:
-                source = "disk"
-            lag = self._initial_lag(consumer, tp, offset)
-            with self.lock:
-                self.parts[(tp.topic, tp.partition)] = mat
-                self.assigned_from[(tp.topic, tp.partition)] = (offset, source)
-                if lag is not None:
-                    self.lag[(tp.topic, tp.partition)] = lag
-            log.info(
-                "partition assigned ring=%s server=%s topic=%s partition=%d offset=%d from=%s",
-                self.ring,
-                self.server_id,
-                tp.topic,
-                tp.partition,
-                offset,
-                source,
-            )
-            if self.sealer is not None and mat.pending_seals():
-                self.sealer.offer(mat)
-            assigned.append(TopicPartition(tp.topic, tp.partition, offset))
-        consumer.incremental_assign(assigned)
+            by_topic.setdefault(tp.topic, []).append(tp)
+        order = {topic: i for i, topic in enumerate(self.cfg.data_topics)}
+        for topic in sorted(by_topic, key=lambda t: (order.get(t, len(order)), t)):
+            consumer.incremental_assign([self._take_over(consumer, tp) for tp in by_topic[topic]])
         self.assigned_once = True
         self._heartbeat()
+
+    def _take_over(self, consumer: Consumer, tp: TopicPartition) -> TopicPartition:
+        """Open an assigned partition's store, or take its standby copy; where
+        its records resume."""
+        warm = self.standby.take(tp.topic, tp.partition) if self.standby else None
+        fresh = not self._path(tp.topic, tp.partition).exists()
+        mat = warm or self._open(tp.topic, tp.partition)
+        offset = mat.store.applied_offset
+        if warm:
+            source = "standby"
+        elif fresh:
+            source = "snapshot" if offset else "replay"
+        else:
+            source = "disk"
+        lag = self._initial_lag(consumer, tp, offset)
+        with self.lock:
+            self.parts[(tp.topic, tp.partition)] = mat
+            self.assigned_from[(tp.topic, tp.partition)] = (offset, source)
+            if lag is not None:
+                self.lag[(tp.topic, tp.partition)] = lag
+        log.info(
+            "partition assigned ring=%s server=%s topic=%s partition=%d offset=%d from=%s",
+            self.ring,
+            self.server_id,
+            tp.topic,
+            tp.partition,
+            offset,
+            source,
+        )
+        if self.sealer is not None and mat.pending_seals():
+            self.sealer.offer(mat)
+        return TopicPartition(tp.topic, tp.partition, offset)
 
     @staticmethod
     def _initial_lag(consumer: Consumer, tp: TopicPartition, offset: int) -> int | None:
