@@ -244,6 +244,8 @@ class Sealing:
         # day): its segments' group. Frames keep their arrival order in a group.
         groups: dict[tuple[int, int], list[Frame]] = {}
         for f in frames:
+            if not f.count:  # a frame without samples has none to seal
+                continue
             where = (hosts.index(f"{f.site}/{f.host}"), f.scan_time_ms // DAY_MS)
             groups.setdefault(where, []).append(f)
         # A segment holds up to RUNS runs. Segments are written CHUNK_POINTS

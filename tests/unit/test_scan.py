@@ -311,6 +311,28 @@ def test_current_columns_before_any_limits_have_arrived(tmp_path: Path) -> None:
     part.close()
 
 
+def test_a_frame_without_samples_does_not_stop_the_seal(tmp_path: Path) -> None:
+    from pegasus_kafka.schema import Frame
+
+    def frame(dtype: int, ikeys: list[int], time_ms: int) -> bytes:
+        n = len(ikeys)
+        return encode_frame(
+            Frame(
+                "north", "ems-a", PRIMARY, 1, time_ms, 1000, dtype, 0,
+                np.array(ikeys, np.int64), np.arange(n, dtype=np.float64), np.zeros(n, np.uint8),
+                np.zeros(n if dtype == STATUS else 0, np.uint8),
+            )
+        )  # fmt: skip
+
+    # A data type whose only frame is empty, and an empty frame among others.
+    values = [frame(STATUS, [], 1000), frame(ANALOG, [5, 9], 1000), frame(ANALOG, [], 2000)]
+    part = open_partition(tmp_path / "p", seal_samples=2)
+    part.apply(as_records(values))
+    assert part.pending_seals() == 0 and part.seal_seq >= 1
+    assert part.history(ANALOG, 9, 0, 2**62)["north/ems-a"].values.tolist() == [1.0]
+    part.close()
+
+
 def test_seals_whenever_they_run_or_after_a_crash_give_the_same_store(
     tmp_path: Path, two_hosts: tuple[list[bytes], list[bytes]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
