@@ -38,6 +38,25 @@ class _Partition:
             return True
 
 
+def _held_by_the_sealer_thread(sealer: Sealer, part: _Partition, release: threading.Event) -> None:
+    """Queue ``part`` and wait until the sealer thread has claimed it; its seal
+    then waits for ``release``."""
+    original = part.seal
+
+    def slow_seal(pause: Callable[[], None] = lambda: None) -> bool:
+        release.wait(10)
+        return original(pause)
+
+    part.seal = slow_seal  # type: ignore[method-assign]
+    with sealer._cond:
+        sealer._queue[id(part)] = part  # type: ignore[assignment]
+        sealer._cond.notify()
+    deadline = time.monotonic() + 10
+    while id(part) not in sealer._busy and time.monotonic() < deadline:
+        time.sleep(0.01)  # poll: the sealer thread claims it
+    assert id(part) in sealer._busy
+
+
 def test_back_pressure_does_not_wait_for_the_sealer_giving_way_to_it() -> None:
     """The consumer thread, in a live batch, waits for the sealer's seal of the
     partition it offers. The sealer must not give way to that batch, which
@@ -78,19 +97,7 @@ def test_back_pressure_seals_another_partition_while_the_sealer_seals_its_own() 
     release = threading.Event()
     sealer = Sealer("r")
     try:
-        original = held.seal
-
-        def slow_seal(pause: Callable[[], None] = lambda: None) -> bool:
-            release.wait(10)
-            return original(pause)
-
-        held.seal = slow_seal  # type: ignore[method-assign]
-        with sealer._cond:
-            sealer._queue[id(held)] = held  # type: ignore[assignment]
-            sealer._cond.notify()
-        deadline = time.monotonic() + 10
-        while id(held) not in sealer._busy and time.monotonic() < deadline:
-            time.sleep(0.01)  # poll: the sealer thread claims it
+        _held_by_the_sealer_thread(sealer, held, release)
         with sealer._cond:
             sealer._queue[id(other)] = other  # type: ignore[assignment]
         offered = threading.Thread(target=sealer.offer, args=(held,), daemon=True)
@@ -140,19 +147,7 @@ def test_help_seals_a_waiting_partition_while_the_sealer_seals_another() -> None
     sealer = Sealer("r")
     try:
         assert not sealer.help(), "nothing waits"
-        original = held.seal
-
-        def slow_seal(pause: Callable[[], None] = lambda: None) -> bool:
-            release.wait(10)
-            return original(pause)
-
-        held.seal = slow_seal  # type: ignore[method-assign]
-        with sealer._cond:
-            sealer._queue[id(held)] = held  # type: ignore[assignment]
-            sealer._cond.notify()
-        deadline = time.monotonic() + 10
-        while id(held) not in sealer._busy and time.monotonic() < deadline:
-            time.sleep(0.01)  # poll: the sealer thread claims it
+        _held_by_the_sealer_thread(sealer, held, release)
         assert not sealer.help(), "no other partition waits"
         with sealer._cond:
             sealer._queue[id(waiting)] = waiting  # type: ignore[assignment]
