@@ -281,19 +281,9 @@ def _runs(frames: list[Frame], status: bool) -> tuple[Samples, np.ndarray, np.nd
     counts = [f.count for f in frames]
     ikeys = np.concatenate([f.ikeys for f in frames])
     times = np.repeat(np.array([f.scan_time_ms for f in frames], np.int64), counts)
-    # One stable sort of (point, time) packed in an int64: ties keep arrival
-    # order, and the frames, each sorted by point as collectors send them, are
-    # presorted runs, which a stable sort merges. A point is its ikey's offset
-    # from the smallest when that fits beside the times, else its rank.
-    t0, low = int(times.min()), int(ikeys.min())
-    shift = max(int(times.max()) - t0, 1).bit_length()
-    if (int(ikeys.max()) - low).bit_length() + shift <= 62:
-        points = ikeys - low
-    else:
-        points = np.unique(ikeys, return_inverse=True)[1].astype(np.int64)
-    order = np.argsort((points << shift) | (times - t0), kind="stable")
-    points = points[order]
-    starts = np.concatenate(([0], np.flatnonzero(np.diff(points)) + 1)).astype(np.int64)
+    # Ties keep arrival order; the frames, each sorted by point as collectors
+    # send them, are runs the sort merges.
+    order, starts = tiers.by_point_and_time(ikeys, times)
     ordered = Samples(
         times=times[order],
         values=np.concatenate([f.values for f in frames])[order],
