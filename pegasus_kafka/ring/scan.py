@@ -105,15 +105,18 @@ def open_store(path: Path, sync: bool = False, checkpoint_every: int = 1000) -> 
     Unless ``sync``, it keeps no write-ahead log: the records are in Kafka,
     so a crash costs only their replay (see :mod:`pegasus_kafka.ring.store`).
 
-    Segments are stored as they are, which lz4 hardly shrinks: zstd
-    compresses them at every level."""
+    Segments are stored as they are (lz4 hardly shrinks them), and only the
+    bottom level compresses them, with zstd: most are deleted by their
+    level-1 merge before a compaction takes them there, so compressing them
+    at every flush spends RocksDB's threads' CPU, which the server's threads
+    need, on bytes about to go."""
     return PartitionStore(
         path,
         COLUMN_FAMILIES,
         sync,
         checkpoint_every,
         format_version=FORMAT,
-        compression={"segments": "zstd"},
+        compression={"segments": "bottom"},
         wal=sync,
     )
 

@@ -155,7 +155,6 @@ MEMTABLES = 4
 #: a column family's compression: (levels above the bottom one, the bottom level)
 COMPRESSION = {
     "lz4": (DBCompressionType.lz4, DBCompressionType.zstd),
-    "zstd": (DBCompressionType.zstd, DBCompressionType.zstd),
     "bottom": (DBCompressionType.none, DBCompressionType.zstd),
 }
 
