@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import TopicPartition
+from rocksdict import BottommostLevelCompaction, CompactOptions
 
 from pegasus_kafka.bench.cpu import machine_idle_s, named_thread_cpu, thread_cpu, used_since
 from pegasus_kafka.bench.fleet import bench_config, topic_ends
@@ -137,7 +138,13 @@ def _ring_ingest(cfg: Config, ends: dict[tuple[str, int], int], timeout: float) 
 
 def _compacted_bytes(cfg: Config) -> int:
     """Bytes of the scan stores' table files after a full compaction: what the RDS
-    occupies at rest, without write-ahead logs or not yet compacted deletes."""
+    occupies at rest, without write-ahead logs or not yet compacted deletes.
+
+    Full means every table file rewritten, the bottom level's too: a flush
+    writes segments uncompressed (see :func:`~pegasus_kafka.ring.scan.open_store`),
+    and RocksDB would move a lone flushed file to the bottom level as it is."""
+    full = CompactOptions()
+    full.set_bottommost_level_compaction(BottommostLevelCompaction.force())
     total = 0
     st = cfg.store
     for path in Path(cfg.store.data_dir).glob(f"*/*/{cfg.scan_topic}-*"):
@@ -150,7 +157,7 @@ def _compacted_bytes(cfg: Config) -> int:
         store = part.store
         store.db.flush()
         for name in (*COLUMN_FAMILIES, "meta"):
-            store.cf(name).compact_range(None, None)
+            store.cf(name).compact_range(None, None, full)
         store.close()
         total += sum(f.stat().st_size for f in path.glob("*.sst"))
     return total

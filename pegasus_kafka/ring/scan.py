@@ -105,18 +105,21 @@ def open_store(path: Path, sync: bool = False, checkpoint_every: int = 1000) -> 
     Unless ``sync``, it keeps no write-ahead log: the records are in Kafka,
     so a crash costs only their replay (see :mod:`pegasus_kafka.ring.store`).
 
-    Segments are stored as they are (lz4 hardly shrinks them), and only the
-    bottom level compresses them, with zstd: most are deleted by their
-    level-1 merge before a compaction takes them there, so compressing them
-    at every flush spends RocksDB's threads' CPU, which the server's threads
-    need, on bytes about to go."""
+    Segments are stored as they are (lz4 hardly shrinks them). RocksDB
+    compresses them with zstd when a compaction rewrites them, not when a
+    flush writes them: most are deleted by their level-1 merge before a
+    compaction reads them, so compressing them at every flush spent RocksDB's
+    threads' CPU, which the server's threads need, on bytes about to go. A
+    flushed file RocksDB moves down as it is (when nothing overlaps it)
+    stays uncompressed until a compaction rewrites it; it holds segments of
+    the seals since the last level-1 merge, at most FANIN - 1 of them."""
     return PartitionStore(
         path,
         COLUMN_FAMILIES,
         sync,
         checkpoint_every,
         format_version=FORMAT,
-        compression={"segments": "bottom"},
+        compression={"segments": "compacted"},
         wal=sync,
     )
 

@@ -152,11 +152,15 @@ TABLE_BLOCK_BYTES = 16 * 1024
 MEMTABLES = 4
 
 
-#: a column family's compression: (levels above the bottom one, the bottom level)
+#: a column family's compression: (what a flush writes, the levels between,
+#: the bottom level). Compaction never moves a table file to a level of
+#: another compression as it is: it rewrites it, compressed as that level is.
 COMPRESSION = {
-    "lz4": (DBCompressionType.lz4, DBCompressionType.zstd),
-    "bottom": (DBCompressionType.none, DBCompressionType.zstd),
+    "lz4": (DBCompressionType.lz4, DBCompressionType.lz4, DBCompressionType.zstd),
+    "compacted": (DBCompressionType.none, DBCompressionType.zstd, DBCompressionType.zstd),
 }
+#: RocksDB's levels, level 0 (flushed tables) included
+LEVELS = 7
 
 
 def _options(compression: str = "lz4", atomic_flush: bool = False) -> Options:
@@ -178,8 +182,9 @@ def _options(compression: str = "lz4", atomic_flush: bool = False) -> Options:
     opts.set_max_write_buffer_number(MEMTABLES)
     opts.create_if_missing(True)
     opts.create_missing_column_families(True)
-    upper, bottom = COMPRESSION[compression]
+    flushed, upper, bottom = COMPRESSION[compression]
     opts.set_compression_type(upper())
+    opts.set_compression_per_level([flushed(), *[upper()] * (LEVELS - 1)])
     opts.set_bottommost_compression_type(bottom())
     return opts
 
