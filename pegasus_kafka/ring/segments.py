@@ -7,7 +7,8 @@ utility's size, where a generation holds a dozen samples per point, that
 per-point work is about two fifths of what a seal and a merge cost. So a
 seal writes segments instead: the columns of up to :data:`RUNS` points'
 runs, stored as they are (RocksDB compresses them with zstd, on threads of
-its own), behind an index of each run's point and first row. The first merge (see
+its own, when a compaction rewrites them), behind an index of each run's
+point and first row. The first merge (see
 :mod:`pegasus_kafka.ring.tiers`) turns :data:`~pegasus_kafka.ring.tiers.FANIN`
 seals' segments into compressed per-point blocks, and until then a read of
 one point finds its run in a segment by one seek and a binary search.

@@ -153,8 +153,8 @@ MEMTABLES = 4
 
 
 #: a column family's compression: (what a flush writes, the levels between,
-#: the bottom level). Compaction never moves a table file to a level of
-#: another compression as it is: it rewrites it, compressed as that level is.
+#: the bottom level). What a compaction writes is compressed as its level
+#: is; a file it moves to another level without rewriting it stays as it was.
 COMPRESSION = {
     "lz4": (DBCompressionType.lz4, DBCompressionType.lz4, DBCompressionType.zstd),
     "compacted": (DBCompressionType.none, DBCompressionType.zstd, DBCompressionType.zstd),

@@ -4,6 +4,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from rocksdict import BottommostLevelCompaction, CompactOptions
 
 from pegasus_kafka.errors import StoreError
 from pegasus_kafka.ring.store import K_FORMAT, PartitionStore, kv_hash, u64
@@ -153,8 +154,6 @@ def test_reads_cut_no_table_file(tmp_path: Path) -> None:
 def test_compacted_families_are_flushed_raw_and_compressed_when_rewritten(
     tmp_path: Path,
 ) -> None:
-    from rocksdict import BottommostLevelCompaction, CompactOptions
-
     store = PartitionStore(tmp_path / "s", ("segments",), compression={"segments": "compacted"})
     # Columns as a segment holds them: compressible, but not by a flush.
     value = bytes(range(256)) * 64
