@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import TopicPartition
-from rocksdict import BottommostLevelCompaction, CompactOptions
 
 from pegasus_kafka.bench.cpu import machine_idle_s, named_thread_cpu, thread_cpu, used_since
 from pegasus_kafka.bench.fleet import bench_config, topic_ends
@@ -41,7 +40,7 @@ from pegasus_kafka.config import Config
 from pegasus_kafka.kafka import clients
 from pegasus_kafka.kafka.registry import RegistryWriter
 from pegasus_kafka.kafka.topics import ensure_topics
-from pegasus_kafka.ring.scan import COLUMN_FAMILIES, ScanPartition, open_store
+from pegasus_kafka.ring.scan import ScanPartition, open_store
 from pegasus_kafka.ring.server import RingServer
 from pegasus_kafka.schema import BACKUP, PRIMARY
 
@@ -140,11 +139,9 @@ def _compacted_bytes(cfg: Config) -> int:
     """Bytes of the scan stores' table files after a full compaction: what the RDS
     occupies at rest, without write-ahead logs or not yet compacted deletes.
 
-    Full means every table file rewritten, the bottom level's too: a flush
-    writes segments uncompressed (see :func:`~pegasus_kafka.ring.scan.open_store`),
-    and RocksDB would move a lone flushed file to the bottom level as it is."""
-    full = CompactOptions()
-    full.set_bottommost_level_compaction(BottommostLevelCompaction.force())
+    Full means every table file rewritten, the bottom level's too
+    (:meth:`~pegasus_kafka.ring.store.PartitionStore.compact`): a flush writes
+    segments uncompressed (see :func:`~pegasus_kafka.ring.scan.open_store`)."""
     total = 0
     st = cfg.store
     for path in Path(cfg.store.data_dir).glob(f"*/*/{cfg.scan_topic}-*"):
@@ -156,8 +153,7 @@ def _compacted_bytes(cfg: Config) -> int:
             pass
         store = part.store
         store.db.flush()
-        for name in (*COLUMN_FAMILIES, "meta"):
-            store.cf(name).compact_range(None, None, full)
+        store.compact()
         store.close()
         total += sum(f.stat().st_size for f in path.glob("*.sst"))
     return total

@@ -19,9 +19,9 @@ memory tables that segments need and stop writes while those flush (with
 the GIL held): a catch-up takes about 15% longer that way. When the store
 opens, the frames it lists are read again from the topic (``fetch``). When
 the head holds ``seal_samples`` samples, or spans ``seal_span_ms`` of scan
-time, it is frozen into a generation and a new head begins. Both thresholds look only at record
-content, so every ring freezes at the same offsets and numbers the same
-generations. Sealing a generation regroups its samples per (point, host, day)
+time, it is frozen into a generation and a new head begins. Both thresholds
+look only at record content, so every ring freezes at the same offsets and
+numbers the same generations. Sealing a generation regroups its samples per (point, host, day)
 into segments, which the first merge turns into blocks
 (:mod:`pegasus_kafka.ring.tiers`). It runs whenever a sealer gets to it (a
 thread of the server, or inline): the digest covers samples, not what holds

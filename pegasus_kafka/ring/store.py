@@ -56,8 +56,10 @@ from typing import Any, cast
 
 from rocksdict import (
     BlockBasedOptions,
+    BottommostLevelCompaction,
     Cache,
     Checkpoint,
+    CompactOptions,
     DBCompressionType,
     Options,
     Rdict,
@@ -463,6 +465,16 @@ class PartitionStore:
             return
         self._closed = True
         self._close_db()
+
+    def compact(self) -> None:
+        """Compact every column family fully: what the store occupies at rest.
+        The bottom level is rewritten too, so a table file RocksDB moved there
+        without rewriting it (see :data:`COMPRESSION`) is compressed as that
+        level is."""
+        full = CompactOptions()
+        full.set_bottommost_level_compaction(BottommostLevelCompaction.force())
+        for name in (META, *self.column_families):
+            self.cf(name).compact_range(None, None, full)
 
     def flush(self) -> None:
         """Flush every column family's memtable, all together.

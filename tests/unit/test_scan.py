@@ -20,7 +20,7 @@ from pegasus_kafka.ring import segments, tiers
 from pegasus_kafka.ring.resolve import resolve
 from pegasus_kafka.ring.scan import FORMAT, Fetch, ScanPartition, open_store
 from pegasus_kafka.ring.store import raw_items
-from pegasus_kafka.schema import ANALOG, BACKUP, LIMIT, PRIMARY, STATUS, encode_frame
+from pegasus_kafka.schema import ANALOG, BACKUP, LIMIT, PRIMARY, STATUS, Frame, encode_frame
 
 Record = tuple[int, bytes | None, bytes | None]
 
@@ -312,8 +312,6 @@ def test_current_columns_before_any_limits_have_arrived(tmp_path: Path) -> None:
 
 
 def test_a_frame_without_samples_does_not_stop_the_seal(tmp_path: Path) -> None:
-    from pegasus_kafka.schema import Frame
-
     def frame(dtype: int, ikeys: list[int], time_ms: int) -> bytes:
         n = len(ikeys)
         return encode_frame(

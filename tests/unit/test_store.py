@@ -4,7 +4,6 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from rocksdict import BottommostLevelCompaction, CompactOptions
 
 from pegasus_kafka.errors import StoreError
 from pegasus_kafka.ring.store import K_FORMAT, PartitionStore, kv_hash, u64
@@ -169,9 +168,7 @@ def test_compacted_families_are_flushed_raw_and_compressed_when_rewritten(
     cf.compact_range(None, None)  # a flush, then the file moved down as it is
     raw = on_disk()
     assert raw > 200 * len(value)
-    full = CompactOptions()
-    full.set_bottommost_level_compaction(BottommostLevelCompaction.force())
-    cf.compact_range(None, None, full)
+    store.compact()
     assert on_disk() < raw / 10
     assert cf[u64(7)] == value
     store.close()
