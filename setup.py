@@ -1,5 +1,5 @@
-"""Builds the compiled kernels: the ring's (pegasus_kafka/ring/_kernels.c) and
-the Avro record check (pegasus_kafka/_avro.c)."""
+"""Builds the compiled kernels: the ring's (pegasus_kafka/ring/_kernels.c, with
+the block coder in _coder.c) and the Avro record check (pegasus_kafka/_avro.c)."""
 
 from setuptools import Extension, setup
 
@@ -7,7 +7,8 @@ setup(
     ext_modules=[
         Extension(
             "pegasus_kafka.ring._kernels",
-            sources=["pegasus_kafka/ring/_kernels.c"],
+            sources=["pegasus_kafka/ring/_kernels.c", "pegasus_kafka/ring/_coder.c"],
+            depends=["pegasus_kafka/ring/_coder.h"],
             # Bit-exact floating point: no fused multiply-adds, no fast math.
             extra_compile_args=["-O2", "-ffp-contract=off"],
             libraries=["dl"],

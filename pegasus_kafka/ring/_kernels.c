@@ -1,232 +1,192 @@
 /*
- * The ring's compiled kernels: the block encoder and the sample digest.
+ * The ring's compiled kernels: the block coder's Python glue, and the
+ * sample digest.
  *
  * Each is one call that lets go of the GIL for all of its work. A ring
  * server's consumer thread applies batches in Python while its sealer thread
- * encodes blocks; numpy gives the GIL up and takes it back around every
- * call, so beside a thread running Python each of thousands of small calls
- * waits for its turn. Here the work runs while the other thread keeps the GIL.
+ * merges and encodes blocks; numpy gives the GIL up and takes it back around
+ * every call, so beside a thread running Python each of thousands of small
+ * calls waits for its turn. Here the work runs while the other thread keeps
+ * the GIL.
  *
  * zstd is the system's libzstd, opened when the module loads: its few
- * functions are declared here, so building needs no zstd headers.
+ * functions are declared in _coder.h, so building needs no zstd headers.
  *
- * The layouts are pegasus_kafka/ring/blocks.py's and content.py's, whose
- * docstrings define them; the unit tests pin both.
+ * The layouts are pegasus_kafka/ring/blocks.py's, rollup.py's and
+ * content.py's, whose docstrings define them; the unit tests pin all three.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <dlfcn.h>
-#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef size_t (*compress_fn)(void *, void *, size_t, const void *, size_t, int);
-typedef size_t (*bound_fn)(size_t);
-typedef unsigned (*is_error_fn)(size_t);
-typedef void *(*create_fn)(void);
-typedef size_t (*free_fn)(void *);
+#include "_coder.h"
 
-static compress_fn zstd_compress;
-static bound_fn zstd_bound;
-static is_error_fn zstd_is_error;
-static create_fn zstd_create;
-static free_fn zstd_free;
-
-#define MAGIC "PB"
-#define HEADER_SIZE 19
-#define MODE_FLOAT 0
-#define MODE_DECIMAL 1
-#define F_RAW 0x80
-#define MAX_EXACT 4503599627370496.0 /* 2**52 */
-
-static const double POWERS[7] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6};
-
-/* v scaled by f is an integer within 2**52 that decodes back to the same
- * bits. Decoding divides an int64, whose zero is +0.0: adding 0.0 turns a
- * rounded -0.0 into that, so -0.0 itself never fits. rint rounds half to
- * even, as numpy's round does. */
-static int fits(double v, double f) {
-    double scaled = rint(v * f) + 0.0;
-    if (!(fabs(scaled) < MAX_EXACT)) return 0;
-    double back = scaled / f;
-    uint64_t a, b;
-    memcpy(&a, &back, 8);
-    memcpy(&b, &v, 8);
-    return a == b;
-}
-
-/* The smallest k in 0..6 for which every value is an exact k-place decimal
- * within 2**52 when scaled; -1 when none is. */
-static int scale_of(const double *flat, Py_ssize_t m) {
-    for (int k = 0; k < 7; k++) {
-        Py_ssize_t i = 0;
-        while (i < m && fits(flat[i], POWERS[k])) i++;
-        if (i == m) return k;
+/* The coder's blocks and summaries as two lists; NULL with an exception set
+ * when it failed. */
+static PyObject *results(Coder *c) {
+    if (c->zstd_error) {
+        PyErr_Format(PyExc_RuntimeError, "zstd could not compress a block (error code %zu)",
+                     c->zstd_error);
+        return NULL;
     }
-    return -1;
-}
-
-/* words[:m] byte-shuffled at out: byte j of word p at j * m + p. */
-static void shuffle(uint8_t *out, const uint64_t *words, Py_ssize_t m) {
-    for (Py_ssize_t p = 0; p < m; p++) {
-        uint64_t w = words[p];
-        for (int j = 0; j < 8; j++) out[j * m + p] = (uint8_t)(w >> (8 * j));
+    if (c->no_memory) return PyErr_NoMemory();
+    PyObject *blobs = PyList_New(c->done), *sums = PyList_New(c->done);
+    if (!blobs || !sums) goto fail;
+    int64_t b0 = 0, s0 = 0;
+    for (int64_t g = 0; g < c->done; g++) {
+        const int64_t b1 = c->block_end[g], s1 = c->sum_end[g];
+        PyObject *blob = PyBytes_FromStringAndSize((char *)c->blocks.p + b0, b1 - b0);
+        if (!blob) goto fail;
+        PyList_SET_ITEM(blobs, g, blob);
+        PyObject *sum = s1 > s0 ? PyBytes_FromStringAndSize((char *)c->sums.p + s0, s1 - s0)
+                                : Py_NewRef(Py_None);
+        if (!sum) goto fail;
+        PyList_SET_ITEM(sums, g, sum);
+        b0 = b1;
+        s0 = s1;
     }
+    return Py_BuildValue("(NN)", blobs, sums);
+fail:
+    Py_XDECREF(blobs);
+    Py_XDECREF(sums);
+    return NULL;
 }
 
-static void put_le(uint8_t *out, uint64_t v, int nbytes) {
-    for (int j = 0; j < nbytes; j++) out[j] = (uint8_t)(v >> (8 * j));
-}
-
-typedef struct {
-    const int64_t *times;
-    const double *values; /* n rows of width values */
-    const uint8_t *tails; /* ntails columns of n bytes */
-    const int64_t *starts;
-    Py_ssize_t n, runs;
-    int width, ntails, raw_below, version, level;
-    uint8_t *out;
-    int64_t *offsets; /* runs + 1 */
-    size_t error;     /* a zstd error code, or 0 */
-} Encoding;
-
-/* The blocks, one after another in e->out; runs without the GIL. */
-static void encode_all(Encoding *e, void *cctx, uint8_t *body, double *flat, uint64_t *words,
-                       uint64_t *steps) {
-    const int w = e->width;
-    int64_t pos = 0;
-    for (Py_ssize_t g = 0; g < e->runs; g++) {
-        const int64_t a = e->starts[g];
-        const int64_t c = (g + 1 < e->runs ? e->starts[g + 1] : e->n) - a;
-        const int64_t m = c * w;
-        /* Values laid out per run, limit columns one after another. */
-        for (int col = 0; col < w; col++)
-            for (int64_t i = 0; i < c; i++) flat[col * c + i] = e->values[(a + i) * w + col];
-        const int scale = scale_of(flat, m);
-        if (scale >= 0) {
-            int64_t prev = 0;
-            for (int64_t i = 0; i < m; i++) {
-                int64_t v = (int64_t)rint(flat[i] * POWERS[scale]);
-                words[i] = (uint64_t)v - (uint64_t)prev;
-                prev = v;
-            }
-        } else {
-            uint64_t prev = 0;
-            for (int64_t i = 0; i < m; i++) {
-                uint64_t bits;
-                memcpy(&bits, &flat[i], 8);
-                words[i] = bits ^ prev;
-                prev = bits;
-            }
-        }
-        /* Times as steps from the run's first, which the header holds. */
-        const int64_t t0 = c ? e->times[a] : 0;
-        uint64_t prev_t = (uint64_t)t0;
-        for (int64_t i = 0; i < c; i++) {
-            steps[i] = (uint64_t)e->times[a + i] - prev_t;
-            prev_t = (uint64_t)e->times[a + i];
-        }
-        shuffle(body, steps, c);
-        shuffle(body + 8 * c, words, m);
-        int64_t at = 8 * c + 8 * m;
-        for (int t = 0; t < e->ntails; t++, at += c) memcpy(body + at, e->tails + t * e->n + a, c);
-        const int raw = c < e->raw_below;
-        uint8_t *h = e->out + pos;
-        memcpy(h, MAGIC, 2);
-        h[2] = (uint8_t)e->version;
-        h[3] = (uint8_t)((scale >= 0 ? MODE_DECIMAL : MODE_FLOAT) | (raw ? F_RAW : 0));
-        h[4] = (uint8_t)(scale > 0 ? scale : 0);
-        h[5] = (uint8_t)w;
-        h[6] = e->ntails == 3;
-        put_le(h + 7, (uint64_t)c, 4);
-        put_le(h + 11, (uint64_t)t0, 8);
-        e->offsets[g] = pos;
-        pos += HEADER_SIZE;
-        if (raw) {
-            memcpy(e->out + pos, body, at);
-            pos += at;
-        } else {
-            size_t made = zstd_compress(cctx, e->out + pos, zstd_bound(at), body, at, e->level);
-            if (zstd_is_error(made)) {
-                e->error = made;
-                return;
-            }
-            pos += (int64_t)made;
-        }
+/* Runs start at or after the previous one and within n. */
+static int runs_in_order(const int64_t *starts, int64_t runs, int64_t n) {
+    for (int64_t g = 0; g < runs; g++) {
+        const int64_t next = g + 1 < runs ? starts[g + 1] : n;
+        if (starts[g] < 0 || starts[g] > next || next > n) return 0;
     }
-    e->offsets[e->runs] = pos;
+    return 1;
 }
 
 static PyObject *encode_runs(PyObject *self, PyObject *args) {
     Py_buffer times, values, tails, starts;
-    Encoding e = {0};
-    if (!PyArg_ParseTuple(args, "y*y*y*y*iiiii", &times, &values, &tails, &starts, &e.width,
-                          &e.ntails, &e.raw_below, &e.version, &e.level))
+    Coder c = {0};
+    if (!PyArg_ParseTuple(args, "y*y*y*y*iiiiii", &times, &values, &tails, &starts, &c.width,
+                          &c.ntails, &c.raw_below, &c.version, &c.level, &c.min_summary))
         return NULL;
     PyObject *result = NULL;
-    e.n = times.len / 8;
-    e.runs = starts.len / 8;
-    e.times = times.buf;
-    e.values = values.buf;
-    e.tails = tails.buf;
-    e.starts = starts.buf;
-    if (e.width < 1 || values.len != e.n * e.width * 8 || tails.len != e.n * e.ntails) {
+    const int64_t n = times.len / 8, runs = starts.len / 8;
+    const int64_t *st = starts.buf;
+    if (c.width < 1 || c.ntails < 2 || c.ntails > 3 || values.len != n * c.width * 8 ||
+        tails.len != n * c.ntails) {
         PyErr_SetString(PyExc_ValueError, "columns of different lengths");
-        goto done;
-    }
-    /* The most each block may take, and the longest run's scratch space. */
-    int64_t cap = 0, biggest = 1;
-    for (Py_ssize_t g = 0; g < e.runs; g++) {
-        int64_t c = (g + 1 < e.runs ? e.starts[g + 1] : e.n) - e.starts[g];
-        if (c < 0 || e.starts[g] < 0 || e.starts[g] > e.n) {
-            PyErr_SetString(PyExc_ValueError, "run starts out of order or out of range");
-            goto done;
-        }
-        int64_t size = c * (8 + 8 * e.width + e.ntails);
-        cap += HEADER_SIZE + (c < e.raw_below ? size : (int64_t)zstd_bound(size));
-        if (c * e.width > biggest) biggest = c * e.width;
-    }
-    e.out = malloc(cap ? cap : 1);
-    e.offsets = malloc((e.runs + 1) * sizeof(int64_t));
-    uint8_t *body = malloc(biggest * (16 + e.ntails));
-    double *flat = malloc(biggest * 8);
-    uint64_t *words = malloc(biggest * 8);
-    uint64_t *steps = malloc(biggest * 8);
-    void *cctx = zstd_create();
-    if (!e.out || !e.offsets || !body || !flat || !words || !steps || !cctx) {
-        PyErr_NoMemory();
-    } else {
+    } else if (!runs_in_order(st, runs, n)) {
+        PyErr_SetString(PyExc_ValueError, "run starts out of order or out of range");
+    } else if (coder_init(&c, runs) == 0) {
+        const int64_t *t = times.buf;
+        const double *v = values.buf;
+        const uint8_t *tl = tails.buf;
         Py_BEGIN_ALLOW_THREADS
-        encode_all(&e, cctx, body, flat, words, steps);
-        Py_END_ALLOW_THREADS
-        if (e.error) {
-            PyErr_Format(PyExc_RuntimeError, "zstd could not compress a block (error code %zu)",
-                         e.error);
-        } else if ((result = PyList_New(e.runs))) {
-            for (Py_ssize_t g = 0; g < e.runs; g++) {
-                PyObject *blob = PyBytes_FromStringAndSize((char *)e.out + e.offsets[g],
-                                                           e.offsets[g + 1] - e.offsets[g]);
-                if (!blob) {
-                    Py_CLEAR(result);
-                    break;
-                }
-                PyList_SET_ITEM(result, g, blob);
-            }
+        for (int64_t g = 0; g < runs; g++) {
+            const int64_t a = st[g], len = (g + 1 < runs ? st[g + 1] : n) - a;
+            const uint8_t *cols[3] = {tl + a, tl + n + a, tl + 2 * n + a};
+            if (coder_run(&c, t + a, v + a * c.width, cols, len) < 0) break;
         }
+        Py_END_ALLOW_THREADS
+        result = results(&c);
+    } else {
+        PyErr_NoMemory();
     }
-    if (cctx) zstd_free(cctx);
-    free(steps);
-    free(words);
-    free(flat);
-    free(body);
-    free(e.offsets);
-    free(e.out);
-done:
+    coder_free(&c);
     PyBuffer_Release(&times);
     PyBuffer_Release(&values);
     PyBuffer_Release(&tails);
     PyBuffer_Release(&starts);
+    return result;
+}
+
+#define COLUMNS 7 /* a source: ikeys, starts, times, values, and up to three tails */
+
+/* Source j's columns from its tuple, checked; -1 with an exception set. */
+static int source_of(PyObject *item, Py_buffer *buf, Source *s, const Coder *c) {
+    memset(buf, 0, COLUMNS * sizeof(Py_buffer));
+    if (!PyArg_ParseTuple(item, "y*y*y*y*y*y*|y*", &buf[0], &buf[1], &buf[2], &buf[3], &buf[4],
+                          &buf[5], &buf[6]))
+        return -1;
+    s->ikeys = buf[0].buf;
+    s->starts = buf[1].buf;
+    s->times = buf[2].buf;
+    s->values = buf[3].buf;
+    s->runs = buf[0].len / 8;
+    s->n = buf[2].len / 8;
+    for (int t = 0; t < 3; t++) s->tails[t] = buf[4 + t].buf;
+    int ok = buf[1].len == buf[0].len && buf[3].len == s->n * c->width * 8;
+    for (int t = 0; t < c->ntails; t++) ok = ok && buf[4 + t].len == s->n;
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "columns of different lengths");
+        return -1;
+    }
+    int ascending = 1;
+    for (int64_t g = 1; g < s->runs; g++) ascending = ascending && s->ikeys[g - 1] < s->ikeys[g];
+    if (!ascending || !runs_in_order(s->starts, s->runs, s->n)) {
+        PyErr_SetString(PyExc_ValueError, "run starts out of order or out of range");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *merge_segments(PyObject *self, PyObject *args) {
+    PyObject *items;
+    Py_buffer piece;
+    Coder c = {0};
+    if (!PyArg_ParseTuple(args, "Oy*iiiiii", &items, &piece, &c.width, &c.ntails, &c.raw_below,
+                          &c.version, &c.level, &c.min_summary))
+        return NULL;
+    PyObject *result = NULL, *seq = PySequence_Fast(items, "sources must be a sequence");
+    const Py_ssize_t k = seq ? PySequence_Fast_GET_SIZE(seq) : 0;
+    const int64_t points = piece.len / 8;
+    const int64_t *pk = piece.buf;
+    Py_buffer *bufs = PyMem_Calloc(k * COLUMNS + 1, sizeof(Py_buffer));
+    Source *src = PyMem_Calloc(k + 1, sizeof(Source));
+    Py_ssize_t parsed = 0;
+    int rc = 0;
+    if (!seq) goto done;
+    if (!bufs || !src) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (c.width < 1 || c.ntails < 2 || c.ntails > 3 || k > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "columns of different lengths");
+        goto done;
+    }
+    for (; parsed < k; parsed++)
+        if (source_of(PySequence_Fast_GET_ITEM(seq, parsed), bufs + parsed * COLUMNS, &src[parsed],
+                      &c) < 0) {
+            parsed++; /* its buffers taken so far are released below */
+            goto done;
+        }
+    for (int64_t p = 1; p < points; p++)
+        if (pk[p - 1] >= pk[p]) {
+            PyErr_SetString(PyExc_ValueError, "the piece's points are not ascending");
+            goto done;
+        }
+    if (coder_init(&c, points) < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (points) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = merge_runs(&c, src, (int)k, pk, points);
+        Py_END_ALLOW_THREADS
+    }
+    if (rc == -2)
+        PyErr_SetString(PyExc_ValueError, "a point of the piece has no samples in the sources");
+    else
+        result = results(&c);
+done:
+    coder_free(&c);
+    for (Py_ssize_t i = 0; i < parsed * COLUMNS; i++)
+        if (bufs[i].obj) PyBuffer_Release(&bufs[i]);
+    PyMem_Free(bufs);
+    PyMem_Free(src);
+    Py_XDECREF(seq);
+    PyBuffer_Release(&piece);
     return result;
 }
 
@@ -279,8 +239,11 @@ static PyObject *sum_of_hashes(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"encode_runs", encode_runs, METH_VARARGS,
-     "encode_runs(times, values, tails, starts, width, ntails, raw_below, version, level)"
-     " -> list[bytes]: one block per run."},
+     "encode_runs(times, values, tails, starts, width, ntails, raw_below, version, level,"
+     " min_summary) -> (blocks, summaries): one block per run, and its summary or None."},
+    {"merge_segments", merge_segments, METH_VARARGS,
+     "merge_segments(sources, piece, width, ntails, raw_below, version, level, min_summary)"
+     " -> (blocks, summaries): each point's runs in the sources merged into one block."},
     {"sum_of_hashes", sum_of_hashes, METH_VARARGS,
      "sum_of_hashes(seed, ikeys, times, words, width, quality, role, changes) -> int:"
      " the sum modulo 2**64 of every sample's hash."},
@@ -312,6 +275,11 @@ PyMODINIT_FUNC PyInit__kernels(void) {
               PyModule_AddIntConstant(m, "MODE_FLOAT", MODE_FLOAT) ||
               PyModule_AddIntConstant(m, "MODE_DECIMAL", MODE_DECIMAL) ||
               PyModule_AddIntConstant(m, "F_RAW", F_RAW) ||
+              PyModule_AddIntConstant(m, "SUMMARY_HEADER_SIZE", SUMMARY_HEADER_SIZE) ||
+              PyModule_AddIntConstant(m, "SUMMARY_ROW_SIZE", SUMMARY_ROW_SIZE) ||
+              PyModule_AddIntConstant(m, "HOUR_MS", HOUR_MS) ||
+              PyModule_AddIntConstant(m, "ROLE_PRIMARY", ROLE_PRIMARY) ||
+              PyModule_AddIntConstant(m, "NO_TIME", NO_TIME) ||
               PyModule_AddObject(m, "MAGIC", PyBytes_FromString(MAGIC)))) {
         Py_DECREF(m);
         return NULL;

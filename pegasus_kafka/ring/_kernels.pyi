@@ -1,3 +1,5 @@
+from collections.abc import Sequence
+
 from numpy import ndarray as Buffer
 
 MAGIC: bytes
@@ -5,6 +7,11 @@ HEADER_SIZE: int
 MODE_FLOAT: int
 MODE_DECIMAL: int
 F_RAW: int
+SUMMARY_HEADER_SIZE: int
+SUMMARY_ROW_SIZE: int
+HOUR_MS: int
+ROLE_PRIMARY: int
+NO_TIME: int
 
 def encode_runs(
     times: Buffer,
@@ -16,7 +23,18 @@ def encode_runs(
     raw_below: int,
     version: int,
     level: int,
-) -> list[bytes]: ...
+    min_summary: int,
+) -> tuple[list[bytes], list[bytes | None]]: ...
+def merge_segments(
+    sources: Sequence[tuple[Buffer, ...]],
+    piece: Buffer,
+    width: int,
+    ntails: int,
+    raw_below: int,
+    version: int,
+    level: int,
+    min_summary: int,
+) -> tuple[list[bytes], list[bytes | None]]: ...
 def sum_of_hashes(
     seed: int,
     ikeys: Buffer,

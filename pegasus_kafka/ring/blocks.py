@@ -84,8 +84,14 @@ class Samples:
 def encode_many(s: Samples, starts: np.ndarray) -> list[bytes]:
     """Encode consecutive runs of ``s`` (run g begins at ``starts[g]``) as one block each,
     in one compiled call that runs without the GIL (:mod:`pegasus_kafka.ring.encoder`)."""
+    return encode_summarised(s, starts, -1)[0]
+
+
+def encode_summarised(s: Samples, starts: np.ndarray, min_summary: int) -> encoder.Coded:
+    """:func:`encode_many`, with the summary (:mod:`pegasus_kafka.ring.rollup`)
+    of each run of at least ``min_summary`` samples of one value column."""
     tails = [s.quality, s.role] + ([s.changes] if s.changes is not None else [])
-    return encoder.encode_runs(s.times, s.values, tails, starts, RAW_BELOW, VERSION)
+    return encoder.encode_runs(s.times, s.values, tails, starts, RAW_BELOW, VERSION, min_summary)
 
 
 def encode(s: Samples) -> bytes:

@@ -1,15 +1,17 @@
-"""The block encoder: one compiled call that runs without the GIL.
+"""The block coder: one compiled call that runs without the GIL.
 
 A ring server's consumer thread applies batches in Python while its sealer
-thread encodes the merged blocks. Both threads share one GIL, and numpy
+thread merges and encodes blocks. Both threads share one GIL, and numpy
 gives it up and takes it back around every call: beside a thread running
-Python, each of an encoder's thousands of calls waits for its turn, so the
-two threads run one after the other while a core stands idle. This encoder
-is one call per piece of a merge (``_kernels.c``): the scales, the deltas,
-the byte shuffle, the headers and zstd (the system's libzstd), block after
-block, while the consumer thread keeps the GIL.
+Python, each of a merge's thousands of calls waits for its turn, so the two
+threads run one after the other while a core stands idle. The coder is one
+call per piece of a merge (``_coder.c``): ordering each point's samples,
+the scales, the deltas, the byte shuffle, the headers, zstd (the system's
+libzstd) and the summaries, block after block, while the consumer thread
+keeps the GIL.
 
-The layout is :mod:`pegasus_kafka.ring.blocks`'s, which decodes it.
+The layouts are :mod:`pegasus_kafka.ring.blocks`'s, which decodes blocks,
+and :mod:`pegasus_kafka.ring.rollup`'s, which decodes summaries.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ F_RAW = _kernels.F_RAW
 LEVEL = 3
 
 
+#: each block and its summary (None for a block without one)
+Coded = tuple[list[bytes], list[bytes | None]]
+#: a segment's columns: ikeys, run starts, times, values, then its byte columns
+Source = tuple[np.ndarray, ...]
+
+
 def encode_runs(
     times: np.ndarray,
     values: np.ndarray,
@@ -37,11 +45,13 @@ def encode_runs(
     starts: np.ndarray,
     raw_below: int,
     version: int,
-) -> list[bytes]:
+    min_summary: int = -1,
+) -> Coded:
     """One block per run: ``values`` is (n,) or (n, width); ``tails`` the byte
     columns (quality, role and, for status points, transitions); run g begins
     at ``starts[g]``. Blocks of fewer than ``raw_below`` samples keep their
-    body as it is."""
+    body as it is. Runs of one value column and at least ``min_summary``
+    samples get a summary (none when it is negative)."""
     width = 1 if values.ndim == 1 else int(values.shape[1])
     try:
         return _kernels.encode_runs(
@@ -54,6 +64,33 @@ def encode_runs(
             raw_below,
             version,
             LEVEL,
+            min_summary,
+        )
+    except RuntimeError as exc:  # zstd's error, with its code
+        raise StoreError(str(exc)) from None
+
+
+def merge_segments(
+    sources: list[Source],
+    piece: np.ndarray,
+    width: int,
+    raw_below: int,
+    version: int,
+    min_summary: int,
+) -> Coded:
+    """One block per point of ``piece`` (ascending): its runs in ``sources``,
+    given in seal order, merged by time, ties in seal order. Each source's
+    points ascend, and each of its runs is in time order."""
+    try:
+        return _kernels.merge_segments(
+            sources,
+            np.ascontiguousarray(piece, np.int64),
+            width,
+            len(sources[0]) - 4 if sources else 2,
+            raw_below,
+            version,
+            LEVEL,
+            min_summary,
         )
     except RuntimeError as exc:  # zstd's error, with its code
         raise StoreError(str(exc)) from None

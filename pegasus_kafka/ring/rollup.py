@@ -1,10 +1,14 @@
 """Hourly summaries of sealed blocks, so long trends are read without decoding.
 
-Every block of a value series (not limits) gets a summary, written in the same
-batch as the block: a header (first and last time, smallest and largest step
+Every block of a value series (not limits) of at least
+:data:`MIN_SUMMARY_SAMPLES` samples gets a summary, written in the same batch
+as the block: a header (first and last time, smallest and largest step
 between samples, roles present, first and last PRIMARY time) and, for each
 UTC hour the block touches, the count, the count of finite values, min, max,
-sum of finite values, and the first and last sample (time and value).
+sum of finite values, and the first and last sample (time and value). The
+block coder computes it in the pass that encodes the block
+(:func:`pegasus_kafka.ring.blocks.encode_summarised`), as :func:`buckets_of`
+computes the buckets from the samples; the unit tests hold the two equal.
 
 The resolved series of a day equals one host's samples exactly when that host
 was PRIMARY for every sample it sent that day, none of them is thinned, and
@@ -26,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pegasus_kafka.ring import _kernels
 from pegasus_kafka.ring.blocks import Samples
 from pegasus_kafka.schema import PRIMARY
 
@@ -46,6 +51,10 @@ _HEAD_DTYPE = np.dtype(
 
 NO_TIME = -(2**62)
 FIELDS = ("n", "nf", "mn", "mx", "sm", "ft", "fv", "lt", "lv")
+# The block coder writes this layout: it must agree.
+assert _HEAD_DTYPE.itemsize == _kernels.SUMMARY_HEADER_SIZE
+assert 8 * len(FIELDS) == _kernels.SUMMARY_ROW_SIZE
+assert (HOUR_MS, PRIMARY, NO_TIME) == (_kernels.HOUR_MS, _kernels.ROLE_PRIMARY, _kernels.NO_TIME)
 
 
 @dataclass
@@ -121,66 +130,6 @@ def buckets_of(s: Samples, starts: np.ndarray | None = None) -> Buckets:
 #: blocks with fewer samples get no summary: their header and rows would cost
 #: more bytes per sample than the block itself, and their days are decoded
 MIN_SUMMARY_SAMPLES = 120
-
-
-def summarise_many(s: Samples, starts: np.ndarray) -> list[bytes | None]:
-    """The summary of each run of ``s`` (as :func:`blocks.encode_many` cuts them),
-    None for runs shorter than :data:`MIN_SUMMARY_SAMPLES`. Computed for all
-    runs at once; the loop only slices bytes."""
-    n = len(s)
-    starts = np.asarray(starts, np.int64)
-    ends = np.append(starts[1:], n)
-    counts = ends - starts
-    short = counts < MIN_SUMMARY_SAMPLES
-    if short.any():
-        # A run's summary depends on its own samples only: summarise the long
-        # runs alone (a seal's runs are mostly short).
-        out: list[bytes | None] = [None] * len(starts)
-        long_runs = np.flatnonzero(~short)
-        if len(long_runs):
-            lengths = counts[long_runs]
-            sub_starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
-            rows = np.arange(int(lengths.sum())) + np.repeat(
-                starts[long_runs] - sub_starts, lengths
-            )
-            sub = s.take(rows)
-            for g, blob in zip(long_runs.tolist(), summarise_many(sub, sub_starts), strict=True):
-                out[g] = blob
-        return out
-    b = buckets_of(s, starts)
-    # Buckets never span two runs, so each bucket's first sample names its run.
-    run_of_bucket = np.searchsorted(starts, _bounds(s, starts)[0], "right") - 1
-    rows_per_run = np.bincount(run_of_bucket, minlength=len(starts))
-    first_row = np.concatenate(([0], np.cumsum(rows_per_run)[:-1]))
-    times = s.times.astype(np.int64)
-    # Steps between samples of the same run: the step into a run's first sample
-    # belongs to no run, so it is neutralised for min and max.
-    step = np.diff(times, prepend=times[:1] if n else times)
-    inner = np.ones(n, bool)
-    inner[starts] = False
-    big = np.int64(2**62)
-    min_gap = np.minimum.reduceat(np.where(inner, step, big), starts) if n else starts
-    max_gap = np.maximum.reduceat(np.where(inner, step, 0), starts) if n else starts
-    role = s.role.astype(np.int64)
-    primary = role == PRIMARY
-    first_p = np.minimum.reduceat(np.where(primary, times, big), starts) if n else starts
-    last_p = np.maximum.reduceat(np.where(primary, times, NO_TIME), starts) if n else starts
-    head = np.zeros(len(starts), _HEAD_DTYPE)
-    head["first_t"], head["last_t"] = times[starts], times[ends - 1]
-    head["min_gap"], head["max_gap"] = min_gap, max_gap
-    head["role_min"] = np.minimum.reduceat(role, starts) if n else 0
-    head["role_max"] = np.maximum.reduceat(role, starts) if n else 0
-    head["first_primary"] = np.where(first_p == big, NO_TIME, first_p)
-    head["last_primary"] = last_p
-    head["rows"] = rows_per_run
-    head_bytes = head.tobytes()
-    cols = np.stack([getattr(b, f).astype(np.float64) for f in FIELDS], axis=1)
-    row_bytes = np.ascontiguousarray(cols).tobytes()
-    hsize, rsize = _HEAD_DTYPE.itemsize, 8 * len(FIELDS)
-    return [
-        head_bytes[g * hsize : (g + 1) * hsize] + row_bytes[r0 * rsize : (r0 + nr) * rsize]
-        for g, (r0, nr) in enumerate(zip(first_row.tolist(), rows_per_run.tolist(), strict=True))
-    ]
 
 
 def decode_summary(blob: bytes) -> Summary:

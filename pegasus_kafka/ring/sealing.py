@@ -22,7 +22,7 @@ from pegasus_kafka.ring.blocks import Samples
 from pegasus_kafka.ring.current import CurrentTable
 from pegasus_kafka.ring.layout import DAY_MS, block_keys
 from pegasus_kafka.ring.store import PartitionStore, raw_items, raw_keys, u64
-from pegasus_kafka.schema import STATUS, Frame
+from pegasus_kafka.schema import LIMIT, STATUS, Frame
 
 K_STATE = b"scan_state"
 
@@ -182,13 +182,14 @@ class Sealing:
         """Write one (data type, host, day)'s segments, in seal order, as blocks."""
         dtype, host, day, _, _ = segments.parse_key(group[0][0])
         segs = [segments.decode(value) for _, value in group]
-        for ikeys, merged, starts in tiers.segment_pieces(segs, tiers.CHUNK_POINTS):
+        pieces = tiers.merged_pieces(segs, tiers.CHUNK_POINTS, dtype != LIMIT)
+        for ikeys, blobs, summaries in pieces:
             pause()
             batch = self.store.begin()
             keys = block_keys(
                 dtype, ikeys, np.full(len(ikeys), host), np.full(len(ikeys), day), top
             )
-            tiers.stage_blocks(batch, dtype, merged, starts, keys)
+            tiers.stage_coded(batch, keys, blobs, summaries)
             pause()
             with self.lock:
                 self.store.write_derived(batch)

@@ -90,6 +90,13 @@ class Segment:
         end = int(self.starts[i + 1]) if i + 1 < len(self.starts) else len(self.samples)
         return self.samples.take(slice(int(self.starts[i]), end))
 
+    def columns(self) -> tuple[np.ndarray, ...]:
+        """What the block coder merges (:func:`pegasus_kafka.ring.encoder.merge_segments`):
+        ikeys, starts, times, values, quality, role and, for status points, changes."""
+        s = self.samples
+        tails = (s.quality, s.role) + (() if s.changes is None else (s.changes,))
+        return (self.ikeys, self.starts, s.times, s.values, *tails)
+
     def row_ikeys(self) -> np.ndarray:
         """Each sample's point."""
         counts = np.diff(np.append(self.starts, len(self.samples)))

@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from pegasus_kafka.ring import blocks, rollup
+from pegasus_kafka.errors import StoreError
+from pegasus_kafka.ring import blocks, encoder, rollup
 from pegasus_kafka.ring.blocks import Samples
 from pegasus_kafka.ring.layout import block_keys
 from pegasus_kafka.ring.segments import Segment
@@ -89,32 +90,30 @@ def by_point_and_time(ikeys: np.ndarray, times: np.ndarray) -> tuple[np.ndarray,
     return order, starts
 
 
-def segment_pieces(
-    segs: list[Segment], points: int
-) -> Iterator[tuple[np.ndarray, Samples, np.ndarray]]:
+def merged_pieces(
+    segs: list[Segment], points: int, summarise: bool
+) -> Iterator[tuple[np.ndarray, list[bytes], list[bytes | None]]]:
     """The runs of one (data type, host, day)'s segments, given in seal order,
-    merged per point, ``points`` points a piece: (each point's ikey, the
-    samples by point then time, each point's first row). Ties in time keep
-    seal order, and within a seal the order the segment holds."""
+    merged per point and encoded as blocks, ``points`` points a piece: (each
+    point's ikey, its block, its summary or None). Ties in time keep seal
+    order, and within a seal the order the segment holds."""
+    first = segs[0].samples
+    width = 1 if first.values.ndim == 1 else int(first.values.shape[1])
+    if any(s.samples.values.shape[1:] != first.values.shape[1:] for s in segs) or any(
+        (s.samples.changes is None) != (first.changes is None) for s in segs
+    ):
+        raise StoreError("segments of different layouts in one (data type, host, day)")
+    min_summary = rollup.MIN_SUMMARY_SAMPLES if summarise else -1
     every = np.unique(np.concatenate([s.ikeys for s in segs]))
     for i in range(0, len(every), points):
         piece = every[i : i + points]
-        parts: list[Samples] = []
-        ranks: list[np.ndarray] = []
-        for seg in segs:
-            a = int(np.searchsorted(seg.ikeys, piece[0], "left"))
-            b = int(np.searchsorted(seg.ikeys, piece[-1], "right"))
-            if a == b:
-                continue
-            end = int(seg.starts[b]) if b < len(seg.starts) else len(seg.samples)
-            parts.append(seg.samples.take(slice(int(seg.starts[a]), end)))
-            counts = np.diff(np.append(seg.starts[a:b], end))
-            ranks.append(np.repeat(np.searchsorted(piece, seg.ikeys[a:b]), counts))
-        rank = np.concatenate(ranks)
-        joined = blocks.joined(parts)
-        order, starts = by_point_and_time(rank, joined.times)
-        # Every point of the piece has a run: the union gave the piece.
-        yield piece, joined.take(order), starts
+        lo, hi = int(piece[0]), int(piece[-1])
+        # Only the segments holding some of the piece's points.
+        sources = [s.columns() for s in segs if int(s.ikeys[0]) <= hi and int(s.ikeys[-1]) >= lo]
+        blobs, summaries = encoder.merge_segments(
+            sources, piece, width, blocks.RAW_BELOW, blocks.VERSION, min_summary
+        )
+        yield piece, blobs, summaries
 
 
 def stage_blocks(
@@ -126,11 +125,17 @@ def stage_blocks(
 ) -> None:
     """Stage runs of ``s`` (run g begins at ``starts[g]``) as blocks under ``keys``,
     with their summaries; outside the digest, which counts the samples themselves."""
-    blobs = blocks.encode_many(s, starts)
-    summaries = rollup.summarise_many(s, starts) if dtype != LIMIT else None
+    min_summary = rollup.MIN_SUMMARY_SAMPLES if dtype != LIMIT else -1
+    stage_coded(batch, keys, *blocks.encode_summarised(s, starts, min_summary))
+
+
+def stage_coded(
+    batch: Batch, keys: list[bytes], blobs: list[bytes], summaries: list[bytes | None]
+) -> None:
+    """Stage encoded blocks under ``keys``, and the summaries of those that have one."""
     batch.put_many_raw("blocks", keys, blobs)
-    if summaries is not None:
-        kept = [(k, v) for k, v in zip(keys, summaries, strict=True) if v is not None]
+    kept = [(k, v) for k, v in zip(keys, summaries, strict=True) if v is not None]
+    if kept:
         batch.put_many_raw("summaries", [k for k, _ in kept], [v for _, v in kept])
 
 

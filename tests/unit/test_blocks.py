@@ -257,10 +257,23 @@ def test_the_compiled_kernels_refuse_columns_that_do_not_match() -> None:
 
     times, values = np.arange(10, dtype=np.int64), np.zeros(10)
     tails, starts = np.zeros(20, np.uint8), np.array([0, 4], np.int64)
-    assert len(_kernels.encode_runs(times, values, tails, starts, 1, 2, 32, 1, 3)) == 2
+    assert len(_kernels.encode_runs(times, values, tails, starts, 1, 2, 32, 1, 3, -1)[0]) == 2
     with pytest.raises(ValueError, match="different lengths"):
-        _kernels.encode_runs(times, values[:9], tails, starts, 1, 2, 32, 1, 3)
+        _kernels.encode_runs(times, values[:9], tails, starts, 1, 2, 32, 1, 3, -1)
     with pytest.raises(ValueError, match="out of order or out of range"):
-        _kernels.encode_runs(times, values, tails, np.array([4, 0], np.int64), 1, 2, 32, 1, 3)
+        _kernels.encode_runs(times, values, tails, np.array([4, 0], np.int64), 1, 2, 32, 1, 3, -1)
+    ikeys, q = np.array([1, 2], np.int64), np.zeros(10, np.uint8)
+    source = (ikeys, starts, times, values, q, q)
+    assert len(_kernels.merge_segments([source], ikeys, 1, 2, 32, 1, 3, -1)[0]) == 2
+    with pytest.raises(ValueError, match="different lengths"):
+        _kernels.merge_segments(
+            [(ikeys, starts, times, values, q[:9], q)], ikeys, 1, 2, 32, 1, 3, -1
+        )
+    with pytest.raises(ValueError, match="out of order or out of range"):
+        _kernels.merge_segments([(ikeys[::-1].copy(), *source[1:])], ikeys, 1, 2, 32, 1, 3, -1)
+    with pytest.raises(ValueError, match="not ascending"):
+        _kernels.merge_segments([source], ikeys[::-1].copy(), 1, 2, 32, 1, 3, -1)
+    with pytest.raises(ValueError, match="no samples"):
+        _kernels.merge_segments([source], np.array([1, 3], np.int64), 1, 2, 32, 1, 3, -1)
     with pytest.raises(ValueError, match="different lengths"):
         _kernels.sum_of_hashes(1, times, times[:5], values, 1, tails[:10], tails[:10], tails[:0])

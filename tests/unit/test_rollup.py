@@ -168,8 +168,64 @@ def test_each_run_is_summarised_as_if_alone() -> None:
         np.zeros(n, np.uint8),
         rng.integers(0, 2, n).astype(np.uint8),
     )
-    together = rollup.summarise_many(s, starts)
+    least = rollup.MIN_SUMMARY_SAMPLES
+    together = blocks.encode_summarised(s, starts, least)[1]
     for g, c in enumerate(counts.tolist()):
-        alone = rollup.summarise_many(s.take(np.arange(starts[g], starts[g] + c)), np.zeros(1))
+        alone = blocks.encode_summarised(
+            s.take(np.arange(starts[g], starts[g] + c)), np.zeros(1, np.int64), least
+        )[1]
         assert together[g] == alone[0]
         assert (together[g] is None) == (c < rollup.MIN_SUMMARY_SAMPLES)
+
+
+def _numpy_summary(s: blocks.Samples) -> tuple[dict[str, int], rollup.Buckets]:
+    """A run's summary header and buckets as numpy computes them from its samples."""
+    t, role = s.times, s.role
+    steps = np.diff(t)
+    primary = t[role == PRIMARY]
+    head = {
+        "first_t": int(t[0]),
+        "last_t": int(t[-1]),
+        "min_gap": int(steps.min()),
+        "max_gap": int(max(steps.max(), 0)),
+        "role_min": int(role.min()),
+        "role_max": int(role.max()),
+        "first_primary": int(primary.min()) if len(primary) else rollup.NO_TIME,
+        "last_primary": int(primary.max()) if len(primary) else rollup.NO_TIME,
+    }
+    return head, rollup.buckets_of(s)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_coder_summarises_as_numpy_does_bit_for_bit(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(rollup.MIN_SUMMARY_SAMPLES, 3000, 12)
+    runs = []
+    for c in counts.tolist():
+        # Hours of a few samples to many hundreds, before and after 1970
+        # (floor division of negative times), steps of zero included.
+        t0 = int(rng.integers(-3, 3)) * 5 * HOUR_MS + int(rng.integers(0, HOUR_MS))
+        gaps = rng.choice([0, 1, 5_000, 61_000, HOUR_MS + 7], c, p=[0.05, 0.05, 0.6, 0.25, 0.05])
+        t = t0 + np.cumsum(gaps).astype(np.int64)
+        v = rng.normal(100, 30, c)
+        pick = rng.random(c)
+        v[pick < 0.05] = np.nan
+        v[(pick > 0.05) & (pick < 0.07)] = np.inf
+        v[(pick > 0.07) & (pick < 0.08)] = -0.0
+        v[(pick > 0.08) & (pick < 0.1)] = np.round(v[(pick > 0.08) & (pick < 0.1)], 1)
+        role = (rng.random(c) < (0.5 if seed % 2 else 0.0)).astype(np.uint8)
+        runs.append(blocks.Samples(t, v, np.zeros(c, np.uint8), role))
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+    whole = blocks.joined(runs)
+    _, summaries = blocks.encode_summarised(whole, starts, rollup.MIN_SUMMARY_SAMPLES)
+    for run, blob in zip(runs, summaries, strict=True):
+        assert blob is not None
+        got = rollup.decode_summary(blob)
+        head, want = _numpy_summary(run)
+        assert {k: getattr(got, k) for k in head} == head
+        for field in ("hour", *rollup.FIELDS):
+            a, b = getattr(got.buckets, field), getattr(want, field)
+            assert a.tobytes() == b.astype(a.dtype).tobytes() or (
+                # fmin and fmax may pick either zero of a bucket's -0.0 and 0.0
+                field in ("mn", "mx") and np.array_equal(a, b, equal_nan=True)
+            ), field

@@ -406,7 +406,7 @@ def test_seals_whenever_they_run_or_after_a_crash_give_the_same_store(
 
     # A crash in a level-1 merge: some of its blocks are written, its commit
     # (which deletes the segments) is not.
-    stage, staged = tiers.stage_blocks, 0
+    stage, staged = tiers.stage_coded, 0
 
     def counted(*args: Any, **kwargs: Any) -> None:
         nonlocal staged
@@ -419,7 +419,7 @@ def test_seals_whenever_they_run_or_after_a_crash_give_the_same_store(
 
     with monkeypatch.context() as patch:
         patch.setattr(tiers, "CHUNK_POINTS", 3)
-        patch.setattr(tiers, "stage_blocks", counted)
+        patch.setattr(tiers, "stage_coded", counted)
         with pytest.raises(_Killed):
             crashed.seal(killed_after_two)
     assert crashed.in_segments, "the merge did not commit"

@@ -9,7 +9,7 @@ import pytest
 from rocksdict import Options, Rdict
 
 from pegasus_kafka.errors import StoreError
-from pegasus_kafka.ring import sealing, segments, tiers
+from pegasus_kafka.ring import blocks, sealing, segments, tiers
 from pegasus_kafka.ring.blocks import Samples
 from pegasus_kafka.schema import STATUS, Frame
 
@@ -78,44 +78,76 @@ def test_a_point_is_found_in_the_segment_at_or_before_its_key(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("width", [1, 4])
-def test_pieces_merge_each_point_by_time_keeping_seal_order_on_ties(width: int) -> None:
-    rng = np.random.default_rng(11)
+@pytest.mark.parametrize("status", [False, True])
+def test_pieces_merge_each_point_by_time_keeping_seal_order_on_ties(
+    width: int, status: bool
+) -> None:
+    rng = np.random.default_rng(11 + width)
     day0 = 19_000 * 86_400_000
     pool = rng.choice(1 << 50, 300, replace=False).astype(np.int64) - (1 << 49)
     segs = []
-    for _ in range(8):
+    for seal in range(8):
         ikeys = np.sort(rng.choice(pool, int(rng.integers(1, 200)), replace=False))
-        counts = rng.integers(1, 6, len(ikeys))
+        # Long runs in some seals: blocks that are compressed and summarised.
+        counts = rng.integers(1, 6 if seal % 3 else 400, len(ikeys))
         n = int(counts.sum())
         # Few distinct times, spread over the whole day: ties within and
-        # across seals, and seals out of time order.
-        times = day0 + rng.choice([0, 5_000, 86_399_999, 40_000_000], n)
+        # across seals, and seals out of time order; the last seals in time
+        # order after the others, which is the common case.
+        spots = [0, 5_000, 86_399_999, 40_000_000] if seal < 6 else [86_400_000 + seal]
+        times = day0 + rng.choice(spots, n)
         starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
         for a, b in zip(starts, np.append(starts[1:], n), strict=True):
             times[a:b].sort()
         shape: tuple[int, ...] = (n,) if width == 1 else (n, width)
-        s = Samples(times, rng.normal(size=shape), np.zeros(n, np.uint8), np.zeros(n, np.uint8))
+        # Rows are told apart by their values, which compare ties' order too.
+        s = Samples(
+            times,
+            np.round(rng.normal(size=shape), 2),
+            rng.integers(0, 255, n).astype(np.uint8),
+            rng.integers(0, 2, n).astype(np.uint8),
+            rng.integers(0, 9, n).astype(np.uint8) if status else None,
+        )
         segs.append(segments.Segment(ikeys, starts, s))
 
-    got_keys, got_rows = [], []
-    for keys, merged, starts in tiers.segment_pieces(segs, 64):
-        assert len(keys) == len(starts) <= 64
-        for g, ikey in enumerate(keys.tolist()):
-            end = int(starts[g + 1]) if g + 1 < len(starts) else len(merged)
-            run = merged.take(slice(int(starts[g]), end))
-            got_keys.append(ikey)
-            got_rows.append(list(zip(run.times.tolist(), run.values.tolist(), strict=True)))
+    got = {}
+    summaries = {}
+    for keys, blobs, sums in tiers.merged_pieces(segs, 64, width == 1):
+        assert len(keys) == len(blobs) == len(sums) <= 64
+        for ikey, blob, summary in zip(keys.tolist(), blobs, sums, strict=True):
+            got[ikey] = blocks.decode(blob)
+            summaries[ikey] = summary
 
-    want = {}
+    want: dict[int, list[Samples]] = {}
     for seg in segs:
         for ikey in seg.ikeys.tolist():
             run = seg.run(ikey)
             assert run is not None
-            rows = list(zip(run.times.tolist(), run.values.tolist(), strict=True))
-            want.setdefault(ikey, []).extend(rows)
-    assert got_keys == sorted(want)
-    # sorted() is stable: ties keep the order the seals were given in.
-    assert got_rows == [sorted(want[k], key=lambda r: r[0]) for k in sorted(want)]
+            want.setdefault(ikey, []).append(run)
+    assert list(got) == sorted(want)
+    for ikey, parts in want.items():
+        # A stable sort of the runs joined in seal order: ties keep that order.
+        joined = blocks.joined(parts)
+        expected = joined.take(np.argsort(joined.times, kind="stable"))
+        for column in ("times", "values", "quality", "role", "changes"):
+            assert np.array_equal(getattr(got[ikey], column), getattr(expected, column)), column
+        wanted = blocks.encode_summarised(
+            expected, np.zeros(1, np.int64), 120 if width == 1 else -1
+        )
+        assert blocks.encode(expected) == blocks.encode(got[ikey])
+        assert summaries[ikey] == wanted[1][0]
+    assert any(v is not None for v in summaries.values()) == (width == 1)
+
+
+def test_pieces_of_segments_of_different_layouts_are_refused() -> None:
+    s, ikeys, starts = runs(1, False)
+    wide, _, _ = runs(4, False)
+    with pytest.raises(StoreError, match="different layouts"):
+        list(
+            tiers.merged_pieces(
+                [segments.Segment(ikeys, starts, s), segments.Segment(ikeys, starts, wide)], 8, True
+            )
+        )
 
 
 @pytest.mark.parametrize("spread", [1 << 20, 1 << 55])
