@@ -35,7 +35,7 @@ fi
 stamp=".venv/.pegasus-installed"
 # What the install builds from: the dependencies and the compiled kernels.
 want="$(cat pyproject.toml setup.py pegasus_kafka/ring/_kernels.c \
-  pegasus_kafka/ring/_coder.c pegasus_kafka/ring/_coder.h pegasus_kafka/_avro.c | sha256sum | cut -d' ' -f1)"
+  pegasus_kafka/ring/_coder.c pegasus_kafka/ring/_coder.h pegasus_kafka/ring/_seal.c pegasus_kafka/_avro.c | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --upgrade pip >&2 \
     || fail "pip could not reach the package index (check network access to PyPI)"

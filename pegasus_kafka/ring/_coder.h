@@ -1,7 +1,8 @@
 /*
- * The block coder: blocks, their summaries, and the level-1 merge that makes
- * them from segments. Plain C without Python, so all of it runs while the
- * GIL is let go; _kernels.c is the Python glue.
+ * The ring's compiled sealing and merging: a seal's segments (_seal.c), and
+ * the block coder (_coder.c): blocks, their summaries, and the level-1 merge
+ * that makes them from segments. Plain C without Python, so all of it runs
+ * while the GIL is let go; _kernels.c is the Python glue.
  */
 #ifndef PEGASUS_CODER_H
 #define PEGASUS_CODER_H
@@ -63,6 +64,35 @@ typedef struct {
     const uint8_t *tails[3];
     int64_t runs, n;
 } Source;
+
+/* A segment's header: magic, version, width, has changes, a zero byte, runs
+ * (u32) and samples (u32), little-endian. */
+#define SEGMENT_MAGIC "PS"
+#define SEGMENT_VERSION 1
+#define SEGMENT_HEADER_SIZE 14
+
+/* One scan frame's columns (pegasus_kafka/schema.py's Frame). */
+typedef struct {
+    const int64_t *ikeys;
+    const double *values; /* n rows of width values */
+    const uint8_t *quality, *changes;
+    int64_t n, time;
+    uint8_t role;
+} Frame;
+
+/* A seal's segments, one after another in p; segment s ends at end[s]. */
+typedef struct {
+    uint8_t *p;
+    int64_t bytes, count;
+    int64_t *end, *first_ikey;
+} Sealed;
+
+/* One (host, day)'s frames, given in arrival order, as segments of up to
+ * runs_per_segment runs: the samples by point, then time, then arrival.
+ * 0, or -1 without memory. */
+int seal_frames(const Frame *fr, int k, int width, int ntails, int64_t runs_per_segment,
+                Sealed *out);
+void sealed_free(Sealed *s);
 
 /* 0, or -1 without memory. */
 int coder_init(Coder *c, int64_t runs);

@@ -190,6 +190,78 @@ done:
     return result;
 }
 
+#define FRAME_COLUMNS 4 /* a frame: ikeys, values, quality, changes */
+
+static PyObject *seal_segments(PyObject *self, PyObject *args) {
+    PyObject *items;
+    int width, ntails;
+    long long per_segment;
+    if (!PyArg_ParseTuple(args, "OiiL", &items, &width, &ntails, &per_segment)) return NULL;
+    PyObject *result = NULL, *seq = PySequence_Fast(items, "frames must be a sequence");
+    const Py_ssize_t k = seq ? PySequence_Fast_GET_SIZE(seq) : 0;
+    Py_buffer *bufs = PyMem_Calloc(k * FRAME_COLUMNS + 1, sizeof(Py_buffer));
+    Frame *fr = PyMem_Calloc(k + 1, sizeof(Frame));
+    Sealed sealed = {0};
+    Py_ssize_t parsed = 0;
+    if (!seq) goto done;
+    if (!bufs || !fr) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (width < 1 || ntails < 2 || ntails > 3 || per_segment < 1 || k > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "a seal's layout out of range");
+        goto done;
+    }
+    for (; parsed < k; parsed++) {
+        Py_buffer *b = bufs + parsed * FRAME_COLUMNS;
+        Frame *f = &fr[parsed];
+        long long time;
+        unsigned char role;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, parsed), "y*y*y*y*Lb", &b[0], &b[1],
+                              &b[2], &b[3], &time, &role))
+            goto done;
+        f->n = b[0].len / 8;
+        f->ikeys = b[0].buf;
+        f->values = b[1].buf;
+        f->quality = b[2].buf;
+        f->changes = b[3].buf;
+        f->time = time;
+        f->role = role;
+        if (b[1].len != f->n * 8 * width || b[2].len != f->n ||
+            b[3].len != (ntails == 3 ? f->n : 0)) {
+            parsed++;
+            PyErr_SetString(PyExc_ValueError, "columns of different lengths");
+            goto done;
+        }
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = seal_frames(fr, (int)k, width, ntails, per_segment, &sealed);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (!(result = PyList_New(sealed.count))) goto done;
+    for (int64_t s = 0, at = 0; s < sealed.count; at = sealed.end[s++]) {
+        PyObject *item = Py_BuildValue("(Ly#)", (long long)sealed.first_ikey[s],
+                                       (char *)sealed.p + at, (Py_ssize_t)(sealed.end[s] - at));
+        if (!item) {
+            Py_CLEAR(result);
+            break;
+        }
+        PyList_SET_ITEM(result, s, item);
+    }
+done:
+    sealed_free(&sealed);
+    for (Py_ssize_t i = 0; i < parsed * FRAME_COLUMNS; i++)
+        if (bufs[i].obj) PyBuffer_Release(&bufs[i]);
+    PyMem_Free(bufs);
+    PyMem_Free(fr);
+    Py_XDECREF(seq);
+    return result;
+}
+
 /* SplitMix64's finaliser. */
 static inline uint64_t mix(uint64_t x) {
     x ^= x >> 30;
@@ -244,6 +316,9 @@ static PyMethodDef methods[] = {
     {"merge_segments", merge_segments, METH_VARARGS,
      "merge_segments(sources, piece, width, ntails, raw_below, version, level, min_summary)"
      " -> (blocks, summaries): each point's runs in the sources merged into one block."},
+    {"seal_segments", seal_segments, METH_VARARGS,
+     "seal_segments(frames, width, ntails, runs_per_segment) -> list[(first ikey, segment)]:"
+     " one (host, day)'s frames, in arrival order, as segments of runs by point."},
     {"sum_of_hashes", sum_of_hashes, METH_VARARGS,
      "sum_of_hashes(seed, ikeys, times, words, width, quality, role, changes) -> int:"
      " the sum modulo 2**64 of every sample's hash."},
@@ -280,6 +355,9 @@ PyMODINIT_FUNC PyInit__kernels(void) {
               PyModule_AddIntConstant(m, "HOUR_MS", HOUR_MS) ||
               PyModule_AddIntConstant(m, "ROLE_PRIMARY", ROLE_PRIMARY) ||
               PyModule_AddIntConstant(m, "NO_TIME", NO_TIME) ||
+              PyModule_AddIntConstant(m, "SEGMENT_VERSION", SEGMENT_VERSION) ||
+              PyModule_AddIntConstant(m, "SEGMENT_HEADER_SIZE", SEGMENT_HEADER_SIZE) ||
+              PyModule_AddObject(m, "SEGMENT_MAGIC", PyBytes_FromString(SEGMENT_MAGIC)) ||
               PyModule_AddObject(m, "MAGIC", PyBytes_FromString(MAGIC)))) {
         Py_DECREF(m);
         return NULL;

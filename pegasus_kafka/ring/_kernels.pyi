@@ -12,6 +12,9 @@ SUMMARY_ROW_SIZE: int
 HOUR_MS: int
 ROLE_PRIMARY: int
 NO_TIME: int
+SEGMENT_MAGIC: bytes
+SEGMENT_VERSION: int
+SEGMENT_HEADER_SIZE: int
 
 def encode_runs(
     times: Buffer,
@@ -35,6 +38,12 @@ def merge_segments(
     level: int,
     min_summary: int,
 ) -> tuple[list[bytes], list[bytes | None]]: ...
+def seal_segments(
+    frames: Sequence[tuple[Buffer, Buffer, Buffer, Buffer, int, int]],
+    width: int,
+    ntails: int,
+    runs_per_segment: int,
+) -> list[tuple[int, bytes]]: ...
 def sum_of_hashes(
     seed: int,
     ikeys: Buffer,

@@ -18,7 +18,6 @@ import numpy as np
 
 from pegasus_kafka.errors import StoreClosed
 from pegasus_kafka.ring import segments, tiers
-from pegasus_kafka.ring.blocks import Samples
 from pegasus_kafka.ring.current import CurrentTable
 from pegasus_kafka.ring.layout import DAY_MS, block_keys
 from pegasus_kafka.ring.store import PartitionStore, raw_items, raw_keys, u64
@@ -249,23 +248,18 @@ class Sealing:
                 continue
             where = (hosts.index(f"{f.site}/{f.host}"), f.scan_time_ms // DAY_MS)
             groups.setdefault(where, []).append(f)
-        # A segment holds up to RUNS runs. Segments are written CHUNK_POINTS
-        # runs at a time, with a pause before each sort and each write.
+        # Segments are written about CHUNK_POINTS runs at a time, with a pause
+        # before each group's seal and each write.
+        width = 1 if frames[0].values.ndim == 1 else int(frames[0].values.shape[1])
+        per_write = max(1, tiers.CHUNK_POINTS // segments.RUNS)
         batch, staged = self.store.begin(), 0
         for (host, day), group in sorted(groups.items()):
             pause()
-            ordered, ikeys, starts = _runs(group, dtype == STATUS)
-            bounds = np.append(starts, len(ordered))
-            for first in range(0, len(ikeys), segments.RUNS):
-                last = min(first + segments.RUNS, len(ikeys))
-                lo, hi = int(bounds[first]), int(bounds[last])
-                blob = segments.encode(
-                    ordered.take(slice(lo, hi)), ikeys[first:last], starts[first:last] - lo
-                )
-                key = segments.key(dtype, host, day, seal_seq, int(ikeys[first]))
+            for first, blob in segments.seal(group, width, dtype == STATUS):
+                key = segments.key(dtype, host, day, seal_seq, first)
                 batch.put_raw("segments", key, blob)
-                staged += last - first
-                if staged >= tiers.CHUNK_POINTS:
+                staged += 1
+                if staged >= per_write:
                     pause()
                     with self.lock:
                         self.store.write_derived(batch)
@@ -274,22 +268,3 @@ class Sealing:
             pause()
             with self.lock:
                 self.store.write_derived(batch)
-
-
-def _runs(frames: list[Frame], status: bool) -> tuple[Samples, np.ndarray, np.ndarray]:
-    """One (host, day)'s frames, in arrival order, as runs by point: (the samples
-    by point, then time, then arrival; each run's ikey; each run's first row)."""
-    counts = [f.count for f in frames]
-    ikeys = np.concatenate([f.ikeys for f in frames])
-    times = np.repeat(np.array([f.scan_time_ms for f in frames], np.int64), counts)
-    # Ties keep arrival order; the frames, each sorted by point as collectors
-    # send them, are runs the sort merges.
-    order, starts = tiers.by_point_and_time(ikeys, times)
-    ordered = Samples(
-        times=times[order],
-        values=np.concatenate([f.values for f in frames])[order],
-        quality=np.concatenate([f.quality for f in frames])[order],
-        role=np.repeat(np.array([f.role for f in frames], np.uint8), counts)[order],
-        changes=np.concatenate([f.changes for f in frames])[order] if status else None,
-    )
-    return ordered, ikeys[order[starts]], starts

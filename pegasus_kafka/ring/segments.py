@@ -5,8 +5,8 @@ point, that costs a key, a put and a memtable entry per point, and the
 first merge then seeks, reads and deletes each of those blocks again: at a
 utility's size, where a generation holds a dozen samples per point, that
 per-point work is about two fifths of what a seal and a merge cost. So a
-seal writes segments instead: the columns of up to :data:`RUNS` points'
-runs, stored as they are (RocksDB compresses them with zstd, on threads of
+seal writes segments instead (:func:`seal`): the columns of up to
+:data:`RUNS` points' runs, stored as they are (RocksDB compresses them with zstd, on threads of
 its own, when a compaction rewrites them), behind an index of each run's
 point and first row. The first merge (see
 :mod:`pegasus_kafka.ring.tiers`) turns :data:`~pegasus_kafka.ring.tiers.FANIN`
@@ -27,13 +27,18 @@ from typing import Any
 import numpy as np
 
 from pegasus_kafka.errors import StoreError
+from pegasus_kafka.ring import _kernels
 from pegasus_kafka.ring.blocks import Samples
+from pegasus_kafka.schema import Frame
 
 #: runs (points) a segment holds at most
 RUNS = 1024
-_MAGIC = b"PS"
-_VERSION = 1
+# The seal's compiled writer (_seal.c) defines the layout this module reads.
+_MAGIC = _kernels.SEGMENT_MAGIC
+_VERSION = _kernels.SEGMENT_VERSION
 _HEADER = struct.Struct("<2sBBBxII")  # magic, version, width, has changes, runs, samples
+assert _HEADER.size == _kernels.SEGMENT_HEADER_SIZE
+_NO_CHANGES = np.zeros(0, np.uint8)
 _KEY = struct.Struct(">BHIQQ")
 _GROUP = 7  # data type, host, day
 _PREFIX = 15  # data type, host, day, seal: a key without its first ikey
@@ -55,23 +60,23 @@ def parse_key(key: bytes) -> tuple[int, int, int, int, int]:
     return int(dtype), int(host), int(day), int(seal), int(ikey) - _SIGN
 
 
-def encode(s: Samples, ikeys: np.ndarray, starts: np.ndarray) -> bytes:
-    """Runs of ``s``, run g of point ``ikeys[g]`` beginning at row ``starts[g]``."""
-    n = len(s)
-    width = 1 if s.values.ndim == 1 else s.values.shape[1]
-    has_changes = s.changes is not None
-    parts = [
-        _HEADER.pack(_MAGIC, _VERSION, width, int(has_changes), len(ikeys), n),
-        np.ascontiguousarray(ikeys, "<i8").tobytes(),
-        np.ascontiguousarray(starts, "<i8").tobytes(),
-        np.ascontiguousarray(s.times, "<i8").tobytes(),
-        np.ascontiguousarray(s.values, "<f8").tobytes(),
-        np.ascontiguousarray(s.quality, "u1").tobytes(),
-        np.ascontiguousarray(s.role, "u1").tobytes(),
+def seal(frames: list[Frame], width: int, status: bool) -> list[tuple[int, bytes]]:
+    """One (host, day)'s frames of one data type, given in arrival order, as
+    segments of up to :data:`RUNS` runs: the samples by point, then time,
+    then arrival; each segment with its first point's ikey. One compiled call
+    (``_seal.c``) that runs without the GIL."""
+    columns = [
+        (
+            np.ascontiguousarray(f.ikeys, np.int64),
+            np.ascontiguousarray(f.values, np.float64),
+            np.ascontiguousarray(f.quality, np.uint8),
+            np.ascontiguousarray(f.changes, np.uint8) if status else _NO_CHANGES,
+            f.scan_time_ms,
+            f.role,
+        )
+        for f in frames
     ]
-    if s.changes is not None:
-        parts.append(np.ascontiguousarray(s.changes, "u1").tobytes())
-    return b"".join(parts)
+    return _kernels.seal_segments(columns, width, 3 if status else 2, RUNS)
 
 
 @dataclass(frozen=True)

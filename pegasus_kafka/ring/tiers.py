@@ -68,28 +68,6 @@ def first_level_due(lowest: int, last_sealed: int) -> int | None:
     return hi if MAX_LEVEL >= 1 and hi <= last_sealed else None
 
 
-def by_point_and_time(ikeys: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The stable order of rows by point, then time, and each point's first row
-    in that order.
-
-    One stable sort of (point, time) packed in an int64: rows of equal point
-    and time keep their order, and runs already sorted (a frame, a segment)
-    are merged rather than sorted again, which is cheaper than lexsort's pass
-    per key. A point is its ikey's offset from the smallest when that fits
-    beside the times (a day's, or a generation's, leave bits to spare), else
-    its rank."""
-    t0, low = int(times.min()), int(ikeys.min())
-    shift = max(int(times.max()) - t0, 1).bit_length()
-    if (int(ikeys.max()) - low).bit_length() + shift <= 62:
-        points = ikeys - low
-    else:
-        points = np.unique(ikeys, return_inverse=True)[1].astype(np.int64)
-    order = np.argsort((points << shift) | (times - t0), kind="stable")
-    points = points[order]
-    starts = np.concatenate(([0], np.flatnonzero(np.diff(points)) + 1)).astype(np.int64)
-    return order, starts
-
-
 def merged_pieces(
     segs: list[Segment], points: int, summarise: bool
 ) -> Iterator[tuple[np.ndarray, list[bytes], list[bytes | None]]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +10,20 @@ import pytest
 from rocksdict import Options, Rdict
 
 from pegasus_kafka.errors import StoreError
-from pegasus_kafka.ring import blocks, sealing, segments, tiers
+from pegasus_kafka.ring import blocks, segments, tiers
 from pegasus_kafka.ring.blocks import Samples
 from pegasus_kafka.schema import STATUS, Frame
+
+
+def encoded(s: Samples, ikeys: np.ndarray, starts: np.ndarray) -> bytes:
+    """A segment of runs of ``s`` written as the layout says, field by field: the
+    reference the seal's compiled writer is held to."""
+    n, width = len(s), 1 if s.values.ndim == 1 else s.values.shape[1]
+    head = struct.pack("<2sBBBxII", b"PS", 1, width, s.changes is not None, len(ikeys), n)
+    cols = [ikeys.astype("<i8"), starts.astype("<i8"), s.times.astype("<i8")]
+    cols += [s.values.astype("<f8"), s.quality, s.role]
+    cols += [] if s.changes is None else [s.changes]
+    return head + b"".join(np.ascontiguousarray(c).tobytes() for c in cols)
 
 
 def runs(width: int, changes: bool) -> tuple[Samples, np.ndarray, np.ndarray]:
@@ -33,7 +45,7 @@ def runs(width: int, changes: bool) -> tuple[Samples, np.ndarray, np.ndarray]:
 @pytest.mark.parametrize(("width", "changes"), [(1, False), (4, False), (1, True)])
 def test_every_run_reads_back_bit_for_bit(width: int, changes: bool) -> None:
     s, ikeys, starts = runs(width, changes)
-    seg = segments.decode(segments.encode(s, ikeys, starts))
+    seg = segments.decode(encoded(s, ikeys, starts))
     ends = np.append(starts[1:], len(s))
     for ikey, a, b in zip(ikeys.tolist(), starts.tolist(), ends.tolist(), strict=True):
         got = seg.run(ikey)
@@ -49,7 +61,7 @@ def test_every_run_reads_back_bit_for_bit(width: int, changes: bool) -> None:
 
 def test_damaged_segments_are_store_errors() -> None:
     s, ikeys, starts = runs(1, False)
-    blob = segments.encode(s, ikeys, starts)
+    blob = encoded(s, ikeys, starts)
     for bad in (blob[:5], blob[:-1], b"XX" + blob[2:], blob + b"\0"):
         with pytest.raises(StoreError):
             segments.decode(bad)
@@ -61,13 +73,13 @@ def test_a_point_is_found_in_the_segment_at_or_before_its_key(tmp_path: Path) ->
     # Two segments of one (data type, host, day, seal), one of the next seal.
     first, second = slice(0, 2), slice(2, 4)
     cut = int(starts[2])
-    db[segments.key(0, 1, 20000, 7, -5)] = segments.encode(
+    db[segments.key(0, 1, 20000, 7, -5)] = encoded(
         s.take(slice(0, cut)), ikeys[first], starts[first]
     )
-    db[segments.key(0, 1, 20000, 7, 9)] = segments.encode(
+    db[segments.key(0, 1, 20000, 7, 9)] = encoded(
         s.take(slice(cut, len(s))), ikeys[second], starts[second] - cut
     )
-    db[segments.key(0, 1, 20000, 8, -100)] = segments.encode(s, ikeys, starts)
+    db[segments.key(0, 1, 20000, 8, -100)] = encoded(s, ikeys, starts)
     for ikey in ikeys.tolist():
         got = segments.find(db, 0, 1, 20000, 7, ikey)
         assert got is not None and len(got) > 0
@@ -150,37 +162,71 @@ def test_pieces_of_segments_of_different_layouts_are_refused() -> None:
         )
 
 
-@pytest.mark.parametrize("spread", [1 << 20, 1 << 55])
-def test_a_seal_orders_a_groups_samples_by_point_time_and_arrival(spread: int) -> None:
-    # Keys a few bits wide are sorted by their offset, keys of many sites by
-    # their rank: both give the same order.
-    rng = np.random.default_rng(5)
-    pool = rng.choice(spread, 50, replace=False).astype(np.int64)
+@pytest.mark.parametrize("width", [1, 4])
+@pytest.mark.parametrize("status", [False, True])
+@pytest.mark.parametrize("spread", [1 << 20, 1 << 62])
+def test_a_seal_orders_a_groups_samples_by_point_time_and_arrival(
+    width: int, status: bool, spread: int
+) -> None:
+    rng = np.random.default_rng(5 + width + status)
+    pool = rng.choice(spread, 50, replace=False).astype(np.int64) - spread // 2
     frames = []
     for seq in range(12):
-        ikeys = np.sort(rng.choice(pool, int(rng.integers(1, 40)), replace=False))
-        n = len(ikeys)
+        n = int(rng.integers(0, 40))
+        ikeys = np.sort(rng.choice(pool, n, replace=False))
+        if seq % 5 == 4:  # not sorted by point, with a point twice
+            ikeys = rng.permutation(np.append(ikeys, ikeys[:1]))
+            n = len(ikeys)
+        shape: tuple[int, ...] = (n,) if width == 1 else (n, width)
         frames.append(
             Frame(
                 "north", "ems-a", int(rng.integers(0, 2)), seq,
                 1_700_000_000_000 + int(rng.choice([0, 5_000, 3_000_000])), 5000,
-                STATUS, 0, ikeys, rng.normal(size=n), rng.integers(0, 9, n).astype(np.uint8),
+                STATUS if status else 0, 0, ikeys, rng.normal(size=shape),
                 rng.integers(0, 9, n).astype(np.uint8),
+                rng.integers(0, 9, n).astype(np.uint8) if status else np.zeros(0, np.uint8),
             )
         )  # fmt: skip
-    ordered, run_keys, starts = sealing._runs(frames, status=True)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(segments, "RUNS", 7)
+        sealed = segments.seal(frames, width, status)
+    # Each segment holds RUNS runs but the last, and is what the layout's
+    # reference writer gives for them.
+    decoded = [segments.decode(blob) for _, blob in sealed]
+    assert [len(d.ikeys) for d in decoded[:-1]] == [7] * (len(decoded) - 1)
+    assert [first for first, _ in sealed] == [int(d.ikeys[0]) for d in decoded]
+    for d, (_, blob) in zip(decoded, sealed, strict=True):
+        assert encoded(d.samples, d.ikeys, d.starts) == blob
 
     rows = [
-        (int(k), f.scan_time_ms, arrival, float(v), int(q), f.role, int(c))
+        (int(k), f.scan_time_ms, arrival, place, v.tobytes(), int(q), f.role)
         for arrival, f in enumerate(frames)
-        for k, v, q, c in zip(f.ikeys, f.values, f.quality, f.changes, strict=True)
+        for place, (k, v, q) in enumerate(zip(f.ikeys, f.values, f.quality, strict=True))
     ]
-    rows.sort(key=lambda r: r[:3])
-    assert ordered.times.tolist() == [r[1] for r in rows]
-    assert ordered.values.tolist() == [r[3] for r in rows]
-    assert ordered.quality.tolist() == [r[4] for r in rows]
-    assert ordered.role.tolist() == [r[5] for r in rows]
-    assert ordered.changes is not None and ordered.changes.tolist() == [r[6] for r in rows]
-    firsts = [i for i, r in enumerate(rows) if i == 0 or r[0] != rows[i - 1][0]]
-    assert starts.tolist() == firsts
-    assert run_keys.tolist() == [rows[i][0] for i in firsts]
+    rows.sort(key=lambda r: r[:4])
+    got = [
+        (k, int(t), v.tobytes(), int(q), int(r))
+        for d in decoded
+        for k, t, v, q, r in zip(
+            d.row_ikeys().tolist(), d.samples.times, d.samples.values,
+            d.samples.quality, d.samples.role, strict=True,
+        )
+    ]  # fmt: skip
+    assert got == [(r[0], r[1], r[4], r[5], r[6]) for r in rows]
+    if status:
+        changes = [int(c) for d in decoded for c in d.samples.changes]  # type: ignore[union-attr]
+        want = {(a, p): int(f.changes[p]) for a, f in enumerate(frames) for p in range(f.count)}
+        assert changes == [want[(r[2], r[3])] for r in rows]
+    # One run per point, in point order.
+    keys = [k for d in decoded for k in d.ikeys.tolist()]
+    assert keys == sorted({r[0] for r in rows})
+
+
+def test_a_seal_refuses_frames_of_the_wrong_width() -> None:
+    frame = Frame(
+        "north", "ems-a", 0, 1, 1_700_000_000_000, 5000, 0, 0,
+        np.arange(3, dtype=np.int64), np.zeros(3), np.zeros(3, np.uint8), np.zeros(0, np.uint8),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="different lengths"):
+        segments.seal([frame], 4, False)
