@@ -194,6 +194,11 @@ def decode_frame(data: bytes | None) -> Frame:
     return frame_of(codec("pegasus.ScanFrame").decode(data))
 
 
+def value_width(dtype: int) -> int:
+    """Values a sample of data type ``dtype`` holds: a limit's four, else one."""
+    return 4 if dtype == LIMIT else 1
+
+
 def frame_of(rec: dict[str, Any]) -> Frame:
     """The frame a decoded ScanFrame record holds, its columns as numpy views
     of the record's bytes (bytes or memoryviews)."""
@@ -201,7 +206,7 @@ def frame_of(rec: dict[str, Any]) -> Frame:
     if n < 0:
         raise MalformedRecord("pegasus.ScanFrame", f"negative count {n}")
     dtype = DATA_TYPES.index(rec["data_type"])
-    width = 4 if dtype == LIMIT else 1
+    width = value_width(dtype)
     values = _column(rec, "values", "<f8", n * width)
     changes = (
         _column(rec, "changes", "u1", n)

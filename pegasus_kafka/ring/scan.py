@@ -87,16 +87,12 @@ from pegasus_kafka.ring.layout import (
 )
 from pegasus_kafka.ring.sealing import K_STATE, Generation, Sealing
 from pegasus_kafka.ring.store import MASK, PartitionStore, kv_hash, raw_items, u64
-from pegasus_kafka.schema import LIMIT, STATUS, Frame, decode_frame
+from pegasus_kafka.schema import STATUS, Frame, decode_frame, value_width
 
 log = logging.getLogger(__name__)
 
 FORMAT = 4
 COLUMN_FAMILIES = ("frames", "segments", "blocks", "summaries", "skips")
-
-
-def width_of(dtype: int) -> int:
-    return 4 if dtype == LIMIT else 1
 
 
 def open_store(path: Path, sync: bool = False, checkpoint_every: int = 1000) -> PartitionStore:
@@ -170,11 +166,11 @@ class ScanPartition(Sealing, Materialiser):
         self.in_segments: dict[int, list[int]] = {
             seq: days for seq, days in state.get("segments", [])
         }
-        self.current = [CurrentTable(width_of(t)) for t in range(4)]
+        self.current = [CurrentTable(value_width(t)) for t in range(4)]
         for t in range(4):
             snap = store.state(b"current/%d" % t)
             if snap:
-                self.current[t] = CurrentTable.from_bytes(snap, width_of(t))
+                self.current[t] = CurrentTable.from_bytes(snap, value_width(t))
         self.frozen: list[Generation] = []
         self._seal_lock = threading.Lock()
         self.head: list[tuple[int, Frame]] = []
@@ -524,7 +520,7 @@ def _head_samples(frames: list[Frame], ikey: int, dtype: int) -> Samples:
     hits = [(f, np.flatnonzero(f.ikeys == ikey)) for f in frames]
     hits = [(f, i) for f, i in hits if len(i)]
     if not hits:
-        return blocks.empty(width_of(dtype))
+        return blocks.empty(value_width(dtype))
     return Samples(
         times=np.array([f.scan_time_ms for f, i in hits for _ in i], np.int64),
         values=np.concatenate([f.values[i] for f, i in hits]),

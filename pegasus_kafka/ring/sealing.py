@@ -21,7 +21,7 @@ from pegasus_kafka.ring import segments, tiers
 from pegasus_kafka.ring.current import CurrentTable
 from pegasus_kafka.ring.layout import DAY_MS, block_keys
 from pegasus_kafka.ring.store import PartitionStore, raw_items, raw_keys, u64
-from pegasus_kafka.schema import LIMIT, STATUS, Frame
+from pegasus_kafka.schema import LIMIT, STATUS, Frame, value_width
 
 K_STATE = b"scan_state"
 
@@ -250,7 +250,7 @@ class Sealing:
             groups.setdefault(where, []).append(f)
         # Segments are written about CHUNK_POINTS runs at a time, with a pause
         # before each group's seal and each write.
-        width = 1 if frames[0].values.ndim == 1 else int(frames[0].values.shape[1])
+        width = value_width(dtype)
         per_write = max(1, tiers.CHUNK_POINTS // segments.RUNS)
         batch, staged = self.store.begin(), 0
         for (host, day), group in sorted(groups.items()):
