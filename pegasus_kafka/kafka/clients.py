@@ -71,6 +71,13 @@ def consumer(cfg: Config, group: str, **extra: Any) -> Consumer:
             # ... and fetching resumes as soon as the application has taken
             # records, not a second later, so a full queue costs no latency.
             "fetch.queue.backoff.ms": 5,
+            # One fetch request per broker is in flight. When it holds only
+            # partitions at their end (the others paused, their queues full),
+            # the broker parks it until this wait runs out, and the paused
+            # partitions wait with it: 500 ms by default, seen as whole
+            # idle cores while a server catches up. An idle consumer pays
+            # an empty fetch per broker every 100 ms instead.
+            "fetch.wait.max.ms": 100,
             "fetch.max.bytes": 16 * 1024 * 1024,
             "max.partition.fetch.bytes": 1024 * 1024,
         }
