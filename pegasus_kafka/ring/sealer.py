@@ -1,8 +1,10 @@
 """Seals partitions' frozen heads on a thread of its own, so ingest never waits for one.
 
-A seal re-encodes a generation of frames into per-point blocks: the slow part
-of ingest, mostly numpy and zstd, which release the GIL. Running it here lets
-the consumer thread keep every partition's new records flowing meanwhile.
+A seal regroups a generation of frames by point, and a merge encodes sealed
+segments as compressed per-point blocks: the slow part of ingest, done in
+compiled calls that release the GIL (``_seal.c``, ``_coder.c``). Running it
+here lets the consumer thread keep every partition's new records flowing
+meanwhile.
 What a seal writes, and the digest, do not depend on when it runs (see
 :mod:`pegasus_kafka.ring.scan`). Partitions are served in the order they
 asked, one generation at a time, so no partition waits behind another's
@@ -29,9 +31,9 @@ that did not fill holds the log's end: new data, waiting to become
 queryable. While the consumer thread applies such a batch, and until
 :data:`QUIET_S` after it (a poll's records come in a few batches), the
 sealer waits before its next piece of a seal or a merge, for at most
-:data:`GIVE_WAY_S` a piece. Both threads hold the GIL for much of their
-work (the Python around numpy, and RocksDB writes), so otherwise they would
-share it, and a poll that arrives during a seal would take about twice as
+:data:`GIVE_WAY_S` a piece. Both threads hold the GIL for part of their
+work (the Python around the compiled calls, and RocksDB reads and writes), so
+otherwise they would share it, and a poll that arrives during a seal would take about twice as
 long to apply. While the server catches up, nothing waits: the seals keep
 pace with ingest.
 """
