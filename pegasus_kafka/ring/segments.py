@@ -6,9 +6,9 @@ first merge then seeks, reads and deletes each of those blocks again: at a
 utility's size, where a generation holds a dozen samples per point, that
 per-point work is about two fifths of what a seal and a merge cost. So a
 seal writes segments instead (:func:`seal`): the columns of up to
-:data:`RUNS` points' runs, stored as they are (RocksDB compresses them with zstd, on threads of
-its own, when a compaction rewrites them), behind an index of each run's
-point and first row. The first merge (see
+:data:`RUNS` points' runs, stored as they are (RocksDB compresses them
+with zstd, on threads of its own, when a compaction rewrites them), behind
+an index of each run's point and first row. The first merge (see
 :mod:`pegasus_kafka.ring.tiers`) turns :data:`~pegasus_kafka.ring.tiers.FANIN`
 seals' segments into compressed per-point blocks, and until then a read of
 one point finds its run in a segment by one seek and a binary search.
@@ -16,6 +16,13 @@ one point finds its run in a segment by one seek and a binary search.
 Key: data type | host id | UTC day | seal number | first point's ikey, so a
 (data type, host, day)'s segments are contiguous, seal by seal, and the
 segment that may hold a point is the last one at or before its key.
+
+Value: a 14-byte header (magic ``PS``, version, values a sample holds, 1
+when a changes column follows, a zero byte, then the runs and the samples
+as little-endian u32), then little-endian columns: each run's ikey (i8)
+and first row (i8); each sample's time (i8) and values (f8, a limit's
+four side by side); each sample's quality, host role and, for status
+points, transition count (u1 each).
 """
 
 from __future__ import annotations
