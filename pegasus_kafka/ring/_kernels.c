@@ -73,8 +73,9 @@ static PyObject *encode_runs(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     const int64_t n = times.len / 8, runs = starts.len / 8;
     const int64_t *st = starts.buf;
-    if (c.width < 1 || c.ntails < 2 || c.ntails > 3 || values.len != n * c.width * 8 ||
-        tails.len != n * c.ntails) {
+    if (c.width < 1 || c.ntails < 2 || c.ntails > 3) {
+        PyErr_SetString(PyExc_ValueError, "a layout out of range");
+    } else if (values.len != n * c.width * 8 || tails.len != n * c.ntails) {
         PyErr_SetString(PyExc_ValueError, "columns of different lengths");
     } else if (!runs_in_order(st, runs, n)) {
         PyErr_SetString(PyExc_ValueError, "run starts out of order or out of range");
@@ -152,7 +153,7 @@ static PyObject *merge_segments(PyObject *self, PyObject *args) {
         goto done;
     }
     if (c.width < 1 || c.ntails < 2 || c.ntails > 3 || k > INT32_MAX) {
-        PyErr_SetString(PyExc_ValueError, "columns of different lengths");
+        PyErr_SetString(PyExc_ValueError, "a layout out of range");
         goto done;
     }
     for (; parsed < k; parsed++)
@@ -209,7 +210,7 @@ static PyObject *seal_segments(PyObject *self, PyObject *args) {
         goto done;
     }
     if (width < 1 || ntails < 2 || ntails > 3 || per_segment < 1 || k > INT32_MAX) {
-        PyErr_SetString(PyExc_ValueError, "a seal's layout out of range");
+        PyErr_SetString(PyExc_ValueError, "a layout out of range");
         goto done;
     }
     for (; parsed < k; parsed++) {

@@ -275,5 +275,9 @@ def test_the_compiled_kernels_refuse_columns_that_do_not_match() -> None:
         _kernels.merge_segments([source], ikeys[::-1].copy(), 1, 2, 32, 1, 3, -1)
     with pytest.raises(ValueError, match="no samples"):
         _kernels.merge_segments([source], np.array([1, 3], np.int64), 1, 2, 32, 1, 3, -1)
+    with pytest.raises(ValueError, match="layout out of range"):
+        _kernels.merge_segments([source], ikeys, 1, 4, 32, 1, 3, -1)
+    with pytest.raises(ValueError, match="layout out of range"):
+        _kernels.encode_runs(times, values, tails, starts, 0, 2, 32, 1, 3, -1)
     with pytest.raises(ValueError, match="different lengths"):
         _kernels.sum_of_hashes(1, times, times[:5], values, 1, tails[:10], tails[:10], tails[:0])
