@@ -102,6 +102,14 @@ static PyObject *encode_runs(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* Releases the buffers of bufs[:count] that were taken (a failed parse
+ * leaves the rest empty), then frees the array. */
+static void release_all(Py_buffer *bufs, Py_ssize_t count) {
+    for (Py_ssize_t i = 0; i < count; i++)
+        if (bufs[i].obj) PyBuffer_Release(&bufs[i]);
+    PyMem_Free(bufs);
+}
+
 #define COLUMNS 7 /* a source: ikeys, starts, times, values, and up to three tails */
 
 /* Source j's columns from its tuple, checked; -1 with an exception set. */
@@ -182,9 +190,7 @@ static PyObject *merge_segments(PyObject *self, PyObject *args) {
         result = results(&c);
 done:
     coder_free(&c);
-    for (Py_ssize_t i = 0; i < parsed * COLUMNS; i++)
-        if (bufs[i].obj) PyBuffer_Release(&bufs[i]);
-    PyMem_Free(bufs);
+    release_all(bufs, parsed * COLUMNS);
     PyMem_Free(src);
     Py_XDECREF(seq);
     PyBuffer_Release(&piece);
@@ -255,9 +261,7 @@ static PyObject *seal_segments(PyObject *self, PyObject *args) {
     }
 done:
     sealed_free(&sealed);
-    for (Py_ssize_t i = 0; i < parsed * FRAME_COLUMNS; i++)
-        if (bufs[i].obj) PyBuffer_Release(&bufs[i]);
-    PyMem_Free(bufs);
+    release_all(bufs, parsed * FRAME_COLUMNS);
     PyMem_Free(fr);
     Py_XDECREF(seq);
     return result;
