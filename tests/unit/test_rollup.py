@@ -213,7 +213,8 @@ def test_the_coder_summarises_as_numpy_does_bit_for_bit(seed: int) -> None:
         v[(pick > 0.05) & (pick < 0.07)] = np.inf
         v[(pick > 0.07) & (pick < 0.08)] = -0.0
         v[(pick > 0.08) & (pick < 0.1)] = np.round(v[(pick > 0.08) & (pick < 0.1)], 1)
-        role = (rng.random(c) < (0.5 if seed % 2 else 0.0)).astype(np.uint8)
+        # All primary, mixed, and no primary at all (NO_TIME in the header).
+        role = (rng.random(c) < [0.0, 0.5, 1.0][seed % 3]).astype(np.uint8)
         runs.append(blocks.Samples(t, v, np.zeros(c, np.uint8), role))
     starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
     whole = blocks.joined(runs)
