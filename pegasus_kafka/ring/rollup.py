@@ -89,30 +89,17 @@ class Summary:
     buckets: Buckets
 
 
-def _bounds(s: Samples, starts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """First and last sample index of each bucket."""
-    n = len(s)
-    hour = s.times // HOUR_MS
-    new = np.ones(n, bool)
-    if n:
-        new[1:] = hour[1:] != hour[:-1]
-        if starts is not None:
-            new[np.asarray(starts, np.int64)] = True
-    first = np.flatnonzero(new)
-    return first, np.append(first[1:], n) - 1
-
-
-def buckets_of(s: Samples, starts: np.ndarray | None = None) -> Buckets:
-    """Hourly buckets of time-ordered samples; with ``starts``, of each run
-    separately (a bucket never spans two runs)."""
-    v = s.values.astype(np.float64)
-    hour = s.times // HOUR_MS
-    first, last = _bounds(s, starts)
-    finite = ~np.isnan(v)
-    if not len(first):
+def buckets_of(s: Samples) -> Buckets:
+    """Hourly buckets of time-ordered samples."""
+    if not len(s):
         z = np.zeros(0, np.int64)
         f = np.zeros(0)
         return Buckets(z, z, z, f, f, f, z, f, z, f)
+    v = s.values.astype(np.float64)
+    hour = s.times // HOUR_MS
+    first = np.flatnonzero(np.concatenate(([True], hour[1:] != hour[:-1])))
+    last = np.append(first[1:], len(s)) - 1
+    finite = ~np.isnan(v)
     return Buckets(
         hour=hour[first],
         n=(last - first + 1).astype(np.int64),
